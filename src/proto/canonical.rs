@@ -1,0 +1,228 @@
+//! Canonical JSON of signed arguments.
+//!
+//! A signature covers `sha256(canonical(args))`, and the reference computes
+//! `canonical` with Python's `json.dumps(args, sort_keys=True,
+//! separators=(",", ":"))`. Both sides must agree on every byte, so this
+//! module reproduces that function exactly for every JSON value it accepts
+//! (see `../shared/vectors/canonical_args.json`):
+//!
+//! * object keys sorted by code point (UTF-8 byte order is the same order);
+//! * no whitespace;
+//! * every character outside printable ASCII escaped (`ensure_ascii`), astral
+//!   characters as a UTF-16 surrogate pair, lowercase hex;
+//! * integers printed exactly (any size, thanks to serde_json's
+//!   `arbitrary_precision`), floats in Python's `repr` form (`1e+20`,
+//!   `1.5e-07`, `1.0`, `-0.0`).
+//!
+//! Values Python could produce but JSON cannot carry losslessly (NaN,
+//! infinities) are refused rather than printed differently.
+
+use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// Why a value has no canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CanonicalError {
+    /// A number that is not finite once read as a float (e.g. `1e400`).
+    #[error("number {0} cannot be canonicalized (not a finite float)")]
+    NonFiniteNumber(String),
+}
+
+/// The canonical JSON text of `value`.
+pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
+    let mut out = String::with_capacity(128);
+    write_value(&mut out, value)?;
+    Ok(out)
+}
+
+/// The canonical JSON text of an argument object.
+pub fn canonical_args(args: &Map<String, Value>) -> Result<String, CanonicalError> {
+    let mut out = String::with_capacity(128);
+    write_object(&mut out, args)?;
+    Ok(out)
+}
+
+/// Lowercase hex sha256 of the canonical JSON of `args`: the last field of
+/// the signed text.
+pub fn args_sha256(args: &Map<String, Value>) -> Result<String, CanonicalError> {
+    Ok(hex::encode(Sha256::digest(
+        canonical_args(args)?.as_bytes(),
+    )))
+}
+
+fn write_value(out: &mut String, value: &Value) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => write_number(out, n)?,
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item)?;
+            }
+            out.push(']');
+        }
+        Value::Object(map) => write_object(out, map)?,
+    }
+    Ok(())
+}
+
+fn write_object(out: &mut String, map: &Map<String, Value>) -> Result<(), CanonicalError> {
+    // serde_json's default Map is a BTreeMap<String, _>: iteration is in
+    // UTF-8 byte order, which equals code point order (Python's sort).
+    out.push('{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, k);
+        out.push(':');
+        write_value(out, v)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{:04x}", unit);
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+fn write_number(out: &mut String, n: &Number) -> Result<(), CanonicalError> {
+    // With `arbitrary_precision`, `to_string` is the literal as received.
+    let text = n.to_string();
+    let is_integer = !text.contains(['.', 'e', 'E']);
+    if is_integer {
+        // Python's int prints "-0" as "0"; JSON forbids leading zeros, so
+        // that is the only normalisation an integer literal needs.
+        if text == "-0" {
+            out.push('0');
+        } else {
+            out.push_str(&text);
+        }
+        return Ok(());
+    }
+    let f: f64 = text
+        .parse()
+        .map_err(|_| CanonicalError::NonFiniteNumber(text.clone()))?;
+    if !f.is_finite() {
+        return Err(CanonicalError::NonFiniteNumber(text));
+    }
+    write_python_float(out, f);
+    Ok(())
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, positional
+/// when the decimal exponent is in `-4..16`, scientific otherwise.
+fn write_python_float(out: &mut String, f: f64) {
+    // Rust's `{:e}` prints the shortest round-tripping digits, e.g. "1.5e-7".
+    let sci = format!("{:e}", f);
+    let (mantissa, exp) = sci
+        .split_once('e')
+        .expect("LowerExp always has an exponent");
+    let exp: i32 = exp.parse().expect("LowerExp exponent is an integer");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if negative {
+        out.push('-');
+    }
+    if (-4..16).contains(&exp) {
+        // Positional: place the decimal point `exp + 1` digits in.
+        let point = exp + 1;
+        if point <= 0 {
+            out.push_str("0.");
+            for _ in 0..(-point) {
+                out.push('0');
+            }
+            out.push_str(&digits);
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                for _ in digits.len()..point {
+                    out.push('0');
+                }
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(text: &str) -> String {
+        canonical_json(&serde_json::from_str(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn floats_follow_python_repr() {
+        for (input, want) in [
+            ("1.0", "1.0"),
+            ("0.1", "0.1"),
+            ("1e20", "1e+20"),
+            ("1e16", "1e+16"),
+            ("1e15", "1000000000000000.0"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("1.5e-7", "1.5e-07"),
+            ("-0.0", "-0.0"),
+            ("123456789.125", "123456789.125"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("5e-324", "5e-324"),
+            ("2.5", "2.5"),
+        ] {
+            assert_eq!(canon(input), want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn integers_are_exact() {
+        assert_eq!(
+            canon("[0,-0,18446744073709551616]"),
+            "[0,0,18446744073709551616]"
+        );
+    }
+
+    #[test]
+    fn non_finite_is_refused() {
+        let v: Value = serde_json::from_str("1e400").unwrap();
+        assert!(canonical_json(&v).is_err());
+    }
+}

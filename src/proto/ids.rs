@@ -1,0 +1,245 @@
+//! Identifiers and public keys as they travel on the wire.
+//!
+//! Keys stay in their base64 text form because the user id is a hash of that
+//! exact text: re-encoding a key (even to an equal value) would change the id.
+//! The newtypes only guarantee the text is well formed.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Why an identifier or key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not 32 lowercase hex characters.
+    #[error("{field} must be a user id: 32 lowercase hex characters")]
+    BadUserId {
+        /// The argument or field that carried it.
+        field: &'static str,
+    },
+    /// Not unpadded standard base64 of a 32-byte key.
+    #[error("{field} must be a 32-byte key in unpadded standard base64")]
+    BadKey {
+        /// The argument or field that carried it.
+        field: &'static str,
+    },
+    /// Not 32 lowercase hex characters.
+    #[error("nonce must be 32 lowercase hex characters")]
+    BadNonce,
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A user id: the first 32 hex characters of
+/// `sha256(identity_key + "|" + signing_key)`. It is both the address and the
+/// pin of a user's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    /// Checks that `s` is 32 lowercase hex characters.
+    pub fn parse(s: &str, field: &'static str) -> Result<Self, IdError> {
+        if is_lower_hex(s, 32) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::BadUserId { field })
+        }
+    }
+
+    /// The id of the user who owns these two public keys.
+    pub fn fingerprint(identity_key: &IdentityKey, signing_key: &SigningKey) -> Self {
+        Self(fingerprint(identity_key.as_str(), signing_key.as_str()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The fingerprint of two base64 key strings, whatever their validity.
+pub fn fingerprint(identity_key_b64: &str, signing_key_b64: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(identity_key_b64.as_bytes());
+    h.update(b"|");
+    h.update(signing_key_b64.as_bytes());
+    hex::encode(h.finalize())[..32].to_owned()
+}
+
+impl TryFrom<String> for UserId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        if is_lower_hex(&s, 32) {
+            Ok(Self(s))
+        } else {
+            Err(IdError::BadUserId { field: "user id" })
+        }
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for UserId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Decodes unpadded (or, leniently, padded) standard base64 of exactly 32
+/// bytes, keeping the original text.
+fn key_bytes(s: &str) -> Option<[u8; 32]> {
+    let bytes = STANDARD_NO_PAD
+        .decode(s)
+        .or_else(|_| STANDARD.decode(s))
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+macro_rules! key_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks that `s` is base64 of a 32-byte key.
+            pub fn parse(s: &str, field: &'static str) -> Result<Self, IdError> {
+                Self::check(s, field).map(|()| Self(s.to_owned()))
+            }
+
+            /// The key's base64 text, exactly as published.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The raw 32 key bytes.
+            pub fn to_bytes(&self) -> [u8; 32] {
+                key_bytes(&self.0).expect("validated at construction")
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::check(&s, stringify!($name)).map(|()| Self(s))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(k: $name) -> String {
+                k.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+key_type!(
+    /// A Curve25519 public key (identity, one-time or fallback key).
+    IdentityKey
+);
+key_type!(
+    /// An Ed25519 public key that verifies a user's request signatures.
+    SigningKey
+);
+
+impl IdentityKey {
+    fn check(s: &str, field: &'static str) -> Result<(), IdError> {
+        key_bytes(s).map(|_| ()).ok_or(IdError::BadKey { field })
+    }
+}
+
+impl SigningKey {
+    fn check(s: &str, field: &'static str) -> Result<(), IdError> {
+        let bytes = key_bytes(s).ok_or(IdError::BadKey { field })?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(|_| ())
+            .map_err(|_| IdError::BadKey { field })
+    }
+
+    /// The key as an Ed25519 verifying key.
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        ed25519_dalek::VerifyingKey::from_bytes(&self.to_bytes())
+            .expect("validated at construction")
+    }
+}
+
+/// A request nonce: 16 random bytes as 32 lowercase hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// A fresh random nonce.
+    pub fn random() -> Self {
+        let bytes: [u8; 16] = rand::random();
+        Self(hex::encode(bytes))
+    }
+
+    /// Checks that `s` is 32 lowercase hex characters.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if is_lower_hex(s, 32) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::BadNonce)
+        }
+    }
+
+    /// The nonce as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Nonce {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Nonce> for String {
+    fn from(n: Nonce) -> String {
+        n.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_shape() {
+        assert!(UserId::parse("0123456789abcdef0123456789abcdef", "to").is_ok());
+        assert!(UserId::parse("0123456789ABCDEF0123456789abcdef", "to").is_err());
+        assert!(UserId::parse("0123", "to").is_err());
+    }
+
+    #[test]
+    fn key_shape() {
+        assert!(IdentityKey::parse("teXmhMp1bJIls+R3WqcrqjOq1aWHuTEJpCgvttG5c1I", "k").is_ok());
+        assert!(IdentityKey::parse("not base64!", "k").is_err());
+        assert!(IdentityKey::parse("QUJD", "k").is_err());
+    }
+}
