@@ -1,0 +1,1 @@
+//! The retalk relay (library part): configuration, storage and the HTTP service.
