@@ -57,7 +57,9 @@ fn python_made_sessions_continue_both_ways() {
     assert_eq!(bob_session.session_id(), alice_session.session_id());
 
     // Alice (her Python-pickled session) writes on; Bob reads.
-    let m = alice_session.encrypt(b"third, from the unpickled session").unwrap();
+    let m = alice_session
+        .encrypt(b"third, from the unpickled session")
+        .unwrap();
     assert_eq!(
         bob_session.decrypt(&m).unwrap(),
         b"third, from the unpickled session"

@@ -441,3 +441,185 @@ pub fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> V
             .collect()
     })
 }
+
+/// Our relay (`retalk_server::Relay`) on a free loopback port, on its own
+/// runtime so tests stay synchronous while Python processes call it; shut
+/// down gracefully on drop.
+pub struct RustRelay {
+    relay: Option<retalk_server::Relay>,
+    rt: Option<tokio::runtime::Runtime>,
+    /// `http://127.0.0.1:PORT`, also its audience unless configured.
+    pub url: String,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its database file.
+    pub db: PathBuf,
+}
+
+impl RustRelay {
+    /// A relay with database `db` and otherwise default settings.
+    pub fn start(db: &Path) -> Self {
+        Self::start_with(retalk_server::Config {
+            port: 0,
+            db: db.to_path_buf(),
+            ..Default::default()
+        })
+    }
+
+    /// A relay with `config` (port 0 picks a free port).
+    pub fn start_with(config: retalk_server::Config) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rust-relay")
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = config.db.clone();
+        let relay = rt
+            .block_on(retalk_server::Relay::start(config))
+            .expect("our relay starts");
+        let port = relay.local_addr().port();
+        assert!(wait_port(port, Duration::from_secs(10)), "relay listens");
+        RustRelay {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            relay: Some(relay),
+            rt: Some(rt),
+        }
+    }
+
+    /// The relay itself.
+    pub fn relay(&self) -> &retalk_server::Relay {
+        self.relay.as_ref().unwrap()
+    }
+
+    /// Runs a future on the relay's runtime (for async client code).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.as_ref().unwrap().block_on(f)
+    }
+
+    /// Stops the relay (gracefully, everything committed).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let (Some(relay), Some(rt)) = (self.relay.take(), self.rt.take()) {
+            rt.block_on(relay.shutdown());
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for RustRelay {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Rows waiting in a relay database (reference schema), by recipient.
+pub fn relay_pending(db: &Path, recipient: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE recipient=?1",
+        [recipient],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// One Python reference user driven through `driver.py`.
+#[derive(Debug, Clone)]
+pub struct PyUser {
+    /// Which reference version.
+    pub ver: Ver,
+    /// Its store file.
+    pub store: PathBuf,
+    /// pickle_secret / passphrase.
+    pub secret: String,
+    /// Relay URL (and audience).
+    pub server: String,
+    /// Self-chosen display name.
+    pub name: String,
+    /// Local names `{peer_id: name}`.
+    pub names: serde_json::Map<String, Value>,
+}
+
+impl PyUser {
+    /// A user `name` with store `dir/NAME.db`, secret `NAME-secret`.
+    pub fn new(ver: Ver, dir: &Path, name: &str, server: &str) -> Self {
+        PyUser {
+            ver,
+            store: dir.join(format!("{name}.db")),
+            secret: format!("{name}-secret"),
+            server: server.to_owned(),
+            name: name.to_owned(),
+            names: Default::default(),
+        }
+    }
+
+    /// The common args plus `extra`.
+    pub fn args(&self, extra: Value) -> Value {
+        let mut a = serde_json::json!({
+            "store": self.store,
+            "secret": self.secret,
+            "server": self.server,
+            "name": self.name,
+            "names": self.names,
+        });
+        if let Value::Object(extra) = extra {
+            a.as_object_mut().unwrap().extend(extra);
+        }
+        a
+    }
+
+    /// Runs a driver command; panics unless it succeeds.
+    #[track_caller]
+    pub fn run(&self, py: &PyRef, command: &str, extra: Value) -> Value {
+        py.drive(self.ver, command, &self.args(extra))
+    }
+
+    /// Runs a driver command that must raise; returns the error text.
+    #[track_caller]
+    pub fn run_err(&self, py: &PyRef, command: &str, extra: Value) -> String {
+        py.drive_err(self.ver, command, &self.args(extra))
+    }
+
+    /// Publishes keys (`n` one-time keys) and returns the user id.
+    #[track_caller]
+    pub fn publish(&self, py: &PyRef, n: u32) -> String {
+        let out = self.run(py, "publish", serde_json::json!({ "n": n }));
+        out["user_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Receives; returns the messages as `(from, name, text)`.
+    #[track_caller]
+    pub fn receive(&self, py: &PyRef) -> Vec<(String, String, String)> {
+        let out = self.run(py, "receive", Value::Null);
+        out["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["from"].as_str().unwrap_or_default().to_owned(),
+                    m["name"].as_str().unwrap_or_default().to_owned(),
+                    m["text"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Its outbox rows (`{"id", "peer", "mtype", "ts"}`).
+    #[track_caller]
+    pub fn outbox(&self, py: &PyRef) -> Vec<Value> {
+        let out = py.drive(
+            self.ver,
+            "outbox",
+            &serde_json::json!({ "store": self.store }),
+        );
+        out["outbox"].as_array().unwrap().clone()
+    }
+}
