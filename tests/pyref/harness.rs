@@ -666,7 +666,9 @@ pub fn rust_cli(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::null()).output().expect("run the retalk CLI")
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run the retalk CLI")
 }
 
 /// Like [`rust_cli`], panicking unless it exits 0; returns stdout.
