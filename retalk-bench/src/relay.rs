@@ -87,6 +87,37 @@ pub fn memory(pid: u32) -> io::Result<Memory> {
     })
 }
 
+/// CPU time (user + system) process `pid` has used so far, seconds.
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may contain spaces; fields resume after its ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("bad /proc stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, utime 14 and stime 15 (1-based).
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(14) + ticks(15)) / hz.max(1.0))
+}
+
+/// CPU time (user + system) this process has used so far, seconds.
+pub fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+}
+
 impl Managed {
     /// Starts a relay of `kind` from `bin`, with its database in a fresh
     /// temporary directory (under `dir` when given).

@@ -115,6 +115,19 @@ impl UnderTest {
         }
     }
 
+    /// The relay's process id, when known.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            UnderTest::External { pid, .. } => *pid,
+            UnderTest::Managed(m) => m.pid(),
+        }
+    }
+
+    /// CPU seconds the relay process has used, when its pid is known.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.pid().and_then(|p| crate::relay::cpu_seconds(p).ok())
+    }
+
     /// A label for reports.
     pub fn label(&self) -> String {
         match self {

@@ -166,6 +166,7 @@ pub async fn run(args: &AllArgs) -> Result<AllReport, String> {
                 levels: args.levels.clone(),
                 mailbox: 10,
                 iterations: 200,
+                warmup: 5,
                 max_seconds: args.read_seconds,
                 background_users: 1_000,
                 body_bytes: args.body_bytes,

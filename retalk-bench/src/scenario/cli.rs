@@ -141,8 +141,11 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
     let idb = cli.init(&b, "bob")?;
     cli.run(&["add", "-s", &sa, "bob", &idb])?;
     cli.run(&["add", "-s", &sb, "alice", &ida])?;
-    // Make bob a known peer with an established session: the first message
+    // Publish both identities' keys (the first receive does), then make bob
+    // a known peer with an established session both ways: the first message
     // carries the pre-key handshake, later ones do not.
+    cli.run(&["receive", "-s", &sb])?;
+    cli.run(&["receive", "-s", &sa])?;
     cli.run(&["send", "-s", &sa, "bob", "hello"])?;
     cli.run(&["receive", "-s", &sb])?;
     cli.run(&["send", "-s", &sb, "alice", "hello back"])?;
@@ -211,8 +214,12 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
     }
     let _ = follower.kill();
     let _ = follower.wait();
+    let parts: Vec<_> = bin
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
     Ok(CliReport {
-        cli: bin.display().to_string(),
+        cli: parts[parts.len().saturating_sub(3)..].join("/"),
         relay: under.label(),
         send: send.latency(),
         receive_empty: receive_empty.latency(),

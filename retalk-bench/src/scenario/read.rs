@@ -44,6 +44,10 @@ pub struct ReadArgs {
     /// Timed reads per level (fewer if --max-seconds runs out first).
     #[arg(long, default_value_t = 200)]
     pub iterations: usize,
+    /// Untimed read cycles before each level's timed ones (a relay just
+    /// restarted after a fill has cold caches).
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
     /// Time limit for the reads of one level, seconds (at least 5 reads are
     /// made whatever it says).
     #[arg(long, default_value_t = 60.0)]
@@ -178,9 +182,11 @@ async fn measure(
     let mut conn = Conn::new(&relay.target);
     let mut full = Recorder::default();
     let mut empty = Recorder::default();
-    let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
+    let mut deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
     let mut i = 0;
+    let mut warm = 0;
     while i < args.iterations && (i < 5 || Instant::now() < deadline) {
+        let timed = warm >= args.warmup;
         // Untimed: put `mailbox` messages in the measured mailbox.
         for k in 0..args.mailbox {
             let req = relay.signed(sender, &message(&me.id, args.body_bytes, k as u64));
@@ -203,9 +209,16 @@ async fn measure(
                     mail.len()
                 ));
             }
-            rec.record(took);
+            if timed {
+                rec.record(took);
+            }
         }
-        i += 1;
+        if timed {
+            i += 1;
+        } else {
+            warm += 1;
+            deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
+        }
     }
     Ok((full.latency(), empty.latency()))
 }

@@ -64,6 +64,13 @@ pub struct SendReport {
     pub signing_seconds: f64,
     /// Connections the relay made the client reopen.
     pub reconnects: u64,
+    /// Relay CPU time per answered request in the timed phase,
+    /// microseconds (user + system, all its threads; when its pid is known).
+    pub relay_cpu_us: Option<f64>,
+    /// This load generator's CPU time per answered request, microseconds.
+    pub client_cpu_us: f64,
+    /// Machine load average when the timed phase ended.
+    pub load: String,
 }
 
 /// Runs the scenario.
@@ -117,8 +124,13 @@ pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, St
         timed.len(),
         args.concurrency
     );
+    let relay_cpu = under.cpu_seconds();
+    let own_cpu = crate::relay::own_cpu_seconds();
     let b = burst(&relay.target, Arc::new(timed), args.concurrency, deadline).await;
+    let own_cpu = crate::relay::own_cpu_seconds() - own_cpu;
+    let relay_cpu = relay_cpu.zip(under.cpu_seconds()).map(|(a, b)| b - a);
     let secs = b.elapsed.as_secs_f64();
+    let per = |cpu: f64| cpu * 1e6 / b.done.max(1) as f64;
     Ok(SendReport {
         relay: under.label(),
         concurrency: args.concurrency,
@@ -131,6 +143,9 @@ pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, St
         truncated: b.truncated,
         signing_seconds: signing.as_secs_f64(),
         reconnects: b.connects,
+        relay_cpu_us: relay_cpu.map(per),
+        client_cpu_us: per(own_cpu),
+        load: crate::env::loadavg(),
     })
 }
 
@@ -153,6 +168,11 @@ pub fn render(reports: &[SendReport]) -> String {
                 fmt_ms(r.latency.p50_ms),
                 fmt_ms(r.latency.p99_ms),
                 fmt_ms(r.latency.max_ms),
+                r.relay_cpu_us
+                    .map(|c| format!("{c:.0} µs"))
+                    .unwrap_or_else(|| "?".into()),
+                format!("{:.0} µs", r.client_cpu_us),
+                r.load.clone(),
             ]
         })
         .collect();

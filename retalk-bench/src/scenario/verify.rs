@@ -138,46 +138,74 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
     if cpus > 1 {
         threads_list.push(cpus);
     }
+    let secs = args.seconds;
+    let batch = args.batch.max(1);
     for &threads in &threads_list {
-        let strict = rate(threads, args.seconds, |i| {
-            let (k, m, s) = &samples[i % samples.len()];
-            k.verify_strict(m, s).expect("valid");
-            1
-        });
-        rows.push(VerifyRow {
-            what: "Ed25519 verify_strict (what the relay calls)".into(),
-            threads,
-            per_second: strict,
-            micros_each: 0.0,
-        });
-        let batch = args.batch.max(1);
-        let batched = rate(threads, args.seconds, |i| {
-            let start = (i * batch) % samples.len();
-            let chunk: Vec<&(VerifyingKey, Vec<u8>, Signature)> = (0..batch)
-                .map(|j| &samples[(start + j) % samples.len()])
-                .collect();
-            let msgs: Vec<&[u8]> = chunk.iter().map(|c| c.1.as_slice()).collect();
-            let sigs: Vec<Signature> = chunk.iter().map(|c| c.2).collect();
-            let vks: Vec<VerifyingKey> = chunk.iter().map(|c| c.0).collect();
-            ed25519_dalek::verify_batch(&msgs, &sigs, &vks).expect("valid batch");
-            batch as u64
-        });
-        rows.push(VerifyRow {
-            what: format!("Ed25519 batch verify ({batch} per batch)"),
-            threads,
-            per_second: batched,
-            micros_each: 0.0,
-        });
-        let full = rate(threads, args.seconds, check);
-        rows.push(VerifyRow {
-            what: format!(
+        let mut row = |what: String, per_second: f64| {
+            rows.push(VerifyRow {
+                what,
+                threads,
+                per_second,
+                micros_each: 0.0,
+            })
+        };
+        row(
+            "Ed25519 verify_strict (what the relay calls)".into(),
+            rate(threads, secs, |i| {
+                let (k, m, s) = &samples[i % samples.len()];
+                k.verify_strict(m, s).expect("valid");
+                1
+            }),
+        );
+        row(
+            format!("Ed25519 batch verify ({batch} per batch)"),
+            rate(threads, secs, |i| {
+                let start = (i * batch) % samples.len();
+                let chunk: Vec<&(VerifyingKey, Vec<u8>, Signature)> = (0..batch)
+                    .map(|j| &samples[(start + j) % samples.len()])
+                    .collect();
+                let msgs: Vec<&[u8]> = chunk.iter().map(|c| c.1.as_slice()).collect();
+                let sigs: Vec<Signature> = chunk.iter().map(|c| c.2).collect();
+                let vks: Vec<VerifyingKey> = chunk.iter().map(|c| c.0).collect();
+                ed25519_dalek::verify_batch(&msgs, &sigs, &vks).expect("valid batch");
+                batch as u64
+            }),
+        );
+        row(
+            format!(
                 "full request check: parse send_message ({} B body) + auth verify",
                 args.body_bytes
             ),
-            threads,
-            per_second: full,
-            micros_each: 0.0,
-        });
+            rate(threads, secs, check),
+        );
+        if threads > 1 {
+            continue;
+        }
+        // Where a single check's time goes (one thread only).
+        row(
+            "  of which: Ed25519 verify (non-strict)".into(),
+            rate(threads, secs, |i| {
+                let (k, m, s) = &samples[i % samples.len()];
+                ed25519_dalek::Verifier::verify(k, m, s).expect("valid");
+                1
+            }),
+        );
+        row(
+            "  of which: public key decompression (VerifyingKey::from_bytes)".into(),
+            rate(threads, secs, |i| {
+                let (k, _, _) = &samples[i % samples.len()];
+                VerifyingKey::from_bytes(k.as_bytes()).expect("valid key");
+                1
+            }),
+        );
+        row(
+            "  of which: parse request + canonical args sha256 (no signature)".into(),
+            rate(threads, secs, |i| {
+                let req = SignedRequest::parse(&bodies[i % bodies.len()]).expect("valid request");
+                std::hint::black_box(req);
+                1
+            }),
+        );
     }
     for r in &mut rows {
         r.micros_each = 1e6 * r.threads as f64 / r.per_second;
