@@ -131,6 +131,30 @@ impl Relay {
         decode::<T>(&resp)
     }
 
+    /// Like [`Relay::call`], for untimed setup: a refusal is retried (with
+    /// a fresh signature) up to 20 times with growing pauses. The Python
+    /// reference answers concurrent writers with "database is locked" (its
+    /// SQLite connections wait at most 5 s for each other); setup must get
+    /// through anyway.
+    pub async fn call_retry<T: Tool>(
+        &self,
+        conn: &mut Conn,
+        user: &User,
+        tool: &T,
+    ) -> Result<T::Response, String> {
+        let mut attempt = 0;
+        loop {
+            match self.call(conn, user, tool).await {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt >= 20 => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+            }
+        }
+    }
+
     /// `GET /info`, or `None` when the relay has none (0.0.1 has none).
     pub async fn info(&self) -> Option<RelayInfo> {
         let mut conn = Conn::new(&self.target);
@@ -163,7 +187,7 @@ impl Relay {
                     let Some(u) = users.get(i) else {
                         return Ok::<(), String>(());
                     };
-                    relay.call(&mut conn, u, &u.publish()).await?;
+                    relay.call_retry(&mut conn, u, &u.publish()).await?;
                 }
             }));
         }

@@ -44,7 +44,7 @@ pub struct AllArgs {
     #[arg(long, default_value_t = 100_000)]
     pub requests: usize,
     /// send: connection counts to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "64")]
+    #[arg(long, value_delimiter = ',', default_value = "8,64")]
     pub concurrency: Vec<usize>,
     /// send/read/latency: ciphertext bytes per message.
     #[arg(long, default_value_t = 256)]

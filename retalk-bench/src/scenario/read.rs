@@ -189,11 +189,13 @@ async fn measure(
         let timed = warm >= args.warmup;
         // Untimed: put `mailbox` messages in the measured mailbox.
         for k in 0..args.mailbox {
-            let req = relay.signed(sender, &message(&me.id, args.body_bytes, k as u64));
-            let resp = conn.request(&req).await.map_err(|e| e.to_string())?;
-            if resp.status != 200 {
-                return Err(format!("send refused: {}", resp.error_text()));
-            }
+            relay
+                .call_retry(
+                    &mut conn,
+                    sender,
+                    &message(&me.id, args.body_bytes, k as u64),
+                )
+                .await?;
         }
         // Timed: the read that hands them over, then one of the empty box.
         for (want, rec) in [(args.mailbox, &mut full), (0, &mut empty)] {

@@ -52,6 +52,8 @@ pub struct SendReport {
     pub requests: u64,
     /// Of which refused or failed.
     pub errors: Errors,
+    /// Refusals during the untimed warm-up.
+    pub warmup_errors: Errors,
     /// Timed-phase wall time, seconds.
     pub seconds: f64,
     /// Successful sends per second.
@@ -109,14 +111,18 @@ pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, St
     let mut all = all;
     let timed = all.split_off(args.warmup.min(all.len()));
     let window_end = sign_start + Duration::from_secs(140);
+    let mut warmup_errors = Errors::default();
     if !all.is_empty() {
         let w = burst(&relay.target, Arc::new(all), args.concurrency, window_end).await;
-        if w.errors.count > 0 {
+        // A relay that refuses some requests under load is measured (and
+        // its refusals reported); one that refuses everything is misused.
+        if w.errors.count == w.done {
             return Err(format!(
-                "warm-up requests were refused: {:?}",
+                "every warm-up request was refused: {:?}",
                 w.errors.samples
             ));
         }
+        warmup_errors = w.errors;
     }
     let deadline = (Instant::now() + Duration::from_secs_f64(args.max_seconds)).min(window_end);
     eprintln!(
@@ -138,6 +144,7 @@ pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, St
         requests: b.done,
         per_second: (b.done - b.errors.count) as f64 / secs,
         errors: b.errors,
+        warmup_errors,
         seconds: secs,
         latency: b.latency.latency(),
         truncated: b.truncated,
@@ -178,7 +185,18 @@ pub fn render(reports: &[SendReport]) -> String {
         .collect();
     let mut out = table(
         &[
-            "relay", "conns", "body B", "requests", "errors", "sends/s", "p50", "p99", "max",
+            "relay",
+            "conns",
+            "body B",
+            "requests",
+            "errors",
+            "sends/s",
+            "p50",
+            "p99",
+            "max",
+            "relay CPU/req",
+            "generator CPU/req",
+            "load after",
         ],
         &rows,
     );
