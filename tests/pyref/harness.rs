@@ -684,3 +684,52 @@ pub fn rust_cli_ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A current-thread runtime for driving our (async) client library.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Cheap Argon2id parameters for test identities (the cost is stored per
+/// identity; the migration tests cover the defaults).
+pub fn cheap() -> retalk::CreateOptions {
+    retalk::CreateOptions {
+        kdf: retalk::KdfParams {
+            m_kib: 256,
+            t: 1,
+            p: 1,
+        },
+    }
+}
+
+/// A new Rust identity `root/NAME` (passphrase `NAME-secret`) using relay
+/// `url`, with `otks` one-time keys published.
+pub fn rust_user(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    name: &str,
+    url: &str,
+    otks: usize,
+) -> retalk::User {
+    let u = rt
+        .block_on(retalk::User::create_with(
+            &root.join(name),
+            &format!("{name}-secret"),
+            name,
+            Some(url),
+            cheap(),
+        ))
+        .unwrap();
+    rt.block_on(u.publish(otks, false)).unwrap();
+    u
+}
+
+/// `(from, name, text)` of messages our library returned.
+pub fn triples(msgs: &[retalk::Message]) -> Vec<(String, String, String)> {
+    msgs.iter()
+        .map(|m| (m.from.to_string(), m.name.clone(), m.text.clone()))
+        .collect()
+}
