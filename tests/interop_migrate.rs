@@ -400,3 +400,37 @@ fn user_open_takes_over_a_python_folder() {
         Err(retalk::ClientError::WrongPassphrase)
     ));
 }
+
+/// Folders of Python retalk 0.3.x (made by it, or a 0.0.1 folder it has
+/// opened, which upgrades the tables in place) are refused with a clear
+/// error and left unchanged; they are not mistaken for 0.0.1 folders.
+#[test]
+fn python_030_folders_are_refused_unchanged() {
+    let Some(py) = harness::pyref("interop_migrate::python_030_folders_are_refused_unchanged")
+    else {
+        return;
+    };
+    let tmp = tempdir("migrate-030");
+    copy_fixture(tmp.path());
+    let made = tmp.path().join("made-by-030");
+    let upgraded = tmp.path().join("bob");
+    harness::parallel(
+        vec![(&made, "s3"), (&upgraded, "bob-secret")],
+        |(dir, secret)| py.drive(Ver::V030, "user_id", &json!({"dir": dir, "secret": secret})),
+    );
+    let rt = harness::runtime();
+    for dir in [&made, &upgraded] {
+        let before = snapshot(dir);
+        let err = python001::read(dir, "whatever").unwrap_err();
+        assert!(matches!(err, MigrateError::Python03(..)), "{err:?}");
+        assert!(err.to_string().contains("0.3.x"), "{err}");
+        let err = rt
+            .block_on(retalk::User::open(dir, "bob-secret"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, retalk::ClientError::InvalidArgument(m) if m.contains("0.3.x")),
+            "{err:?}"
+        );
+        assert_eq!(&snapshot(dir), &before, "nothing changed");
+    }
+}
