@@ -539,6 +539,27 @@ mod tests {
         }
     }
 
+    /// Nonces live at least twice the timestamp window: anything younger
+    /// survives a prune, so a replay is refused as long as its timestamp
+    /// could still pass.
+    #[test]
+    fn prune_keeps_nonces_for_twice_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("s.db"), Durability::Full).unwrap();
+        let now = 1_000_000.0;
+        let window = 2.0 * retalk::proto::TIMESTAMP_WINDOW_SECS as f64;
+        let young = Nonce::parse(&"1".repeat(32)).unwrap();
+        let old = Nonce::parse(&"2".repeat(32)).unwrap();
+        insert_nonce(&conn, &young, now - window).unwrap();
+        insert_nonce(&conn, &old, now - NONCE_MEMORY_SECS - 1.0).unwrap();
+        prune(&conn, now, 0.0).unwrap();
+        assert!(matches!(
+            insert_nonce(&conn, &young, now),
+            Err(OpError::Refused(WireError::Auth(AuthError::Replay)))
+        ));
+        insert_nonce(&conn, &old, now).unwrap();
+    }
+
     #[test]
     fn migration_is_idempotent_and_versioned() {
         let dir = tempfile::tempdir().unwrap();

@@ -59,3 +59,36 @@ async fn full_mailbox_refuses_without_evicting() {
     // Emptied: room again.
     r.ok(&alice, &send_req(&bob_id, "3")).await;
 }
+
+/// A database the relay cannot write (here: another process holds the
+/// write lock past the relay's 5 s patience) gives 503 and changes
+/// nothing; the relay recovers once the lock is gone.
+#[tokio::test]
+async fn locked_database_gives_503_not_a_crash() {
+    let r = start().await;
+    let (alice, _) = r.user(0).await;
+    let (bob, bob_id) = r.user(0).await;
+    let db = r.dir.path().join("server.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(PATIENCE);
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let (status, body) = r.call(&alice, &send_req(&bob_id, "blocked")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        error_text(&body).contains("database is unavailable"),
+        "{body}"
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+
+    r.ok(&alice, &send_req(&bob_id, "after")).await;
+    let mail = r.ok(&bob, &ReadMessages::default()).await;
+    assert_eq!(mail.as_array().unwrap().len(), 1, "{mail}");
+}
