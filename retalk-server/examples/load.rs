@@ -117,5 +117,36 @@ fn main() {
             total as f64 / el.as_secs_f64()
         );
     });
+    thread_cpu_report();
     relay_rt.block_on(relay.shutdown());
+}
+
+/// CPU seconds used by each of this process's threads, grouped by name,
+/// from /proc (Linux only; silent elsewhere).
+fn thread_cpu_report() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let tick = 100.0; // USER_HZ
+    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+    for t in tasks.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        // Fields after the ")" of the command name: utime is 14th, stime
+        // 15th overall.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let secs =
+            (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
+        let key = name
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .to_owned();
+        *by_name.entry(key).or_default() += secs;
+    }
+    for (name, secs) in by_name {
+        println!("  cpu {name:<20} {secs:.2} s");
+    }
 }

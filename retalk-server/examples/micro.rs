@@ -46,6 +46,29 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e6 / n as f64
     );
 
+    // The signature primitives alone.
+    let vk = signer.signing.verifying_key();
+    let bytes = vk.to_bytes();
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ed25519_dalek::VerifyingKey::from_bytes(&bytes).unwrap());
+    }
+    println!(
+        "key decompression: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+    use ed25519_dalek::Signer;
+    let msg = b"count_keys|http://127.0.0.1:8766|0123|1|2|3";
+    let sig = signer.signing.sign(msg);
+    let t = Instant::now();
+    for _ in 0..n {
+        vk.verify_strict(msg, &sig).unwrap();
+    }
+    println!(
+        "verify_strict: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+
     // The writer's share: nonce + send_message, committed in groups.
     let dir = tempfile::tempdir().unwrap();
     for durability in [Durability::Full, Durability::Process] {
