@@ -192,3 +192,29 @@ async fn saved_peers_resolve_by_name_then_id() {
     assert!(u.add_peer("", &bob, None).is_err());
     assert!(u.add_peer("a\u{1b}[31m", &bob, None).is_err());
 }
+
+#[tokio::test]
+async fn a_python_identity_folder_is_recognised_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("py");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fixture-0.0.1/alice/store.db"
+    );
+    std::fs::copy(fixture, dir.join("store.db")).unwrap();
+    let before = digest_dir(&dir);
+    assert!(User::exists(&dir));
+    let err = User::open(&dir, PASS).await.unwrap_err();
+    assert!(matches!(err, ClientError::NeedsImport(_)), "{err:?}");
+    assert!(err.is_refusal());
+    assert!(matches!(
+        User::create_with(&dir, PASS, "x", None, cheap()).await,
+        Err(ClientError::AlreadyExists(_))
+    ));
+    let after: Vec<_> = digest_dir(&dir)
+        .into_iter()
+        .filter(|(n, _)| n != "retalk.lock")
+        .collect();
+    assert_eq!(after, before);
+}
