@@ -20,10 +20,6 @@ pub enum ClientError {
     /// The folder already holds an identity.
     #[error("an identity already exists in {0}; refusing to overwrite it")]
     AlreadyExists(PathBuf),
-    /// The folder holds an identity made by the Python reference
-    /// (`store.db`), not yet imported into this format.
-    #[error("{0} holds a Python retalk 0.0.1 identity (store.db); import it before use")]
-    NeedsImport(PathBuf),
     /// The passphrase does not open the store; nothing was changed.
     #[error("wrong passphrase for this identity (nothing was changed)")]
     WrongPassphrase,
@@ -82,7 +78,6 @@ impl ClientError {
             self,
             ClientError::NoIdentity(_)
                 | ClientError::AlreadyExists(_)
-                | ClientError::NeedsImport(_)
                 | ClientError::WrongPassphrase
                 | ClientError::PinMismatch { .. }
                 | ClientError::UnknownPeer(_)
@@ -110,7 +105,6 @@ impl From<StoreError> for ClientError {
         match e {
             StoreError::NoIdentity(p) => ClientError::NoIdentity(p),
             StoreError::AlreadyExists(p) => ClientError::AlreadyExists(p),
-            StoreError::NeedsImport(p) => ClientError::NeedsImport(p),
             StoreError::WrongPassphrase => ClientError::WrongPassphrase,
             other => ClientError::Store(other),
         }

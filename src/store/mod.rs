@@ -44,10 +44,6 @@ pub enum StoreError {
     /// An identity already lives in this folder.
     #[error("an identity already exists in {0}")]
     AlreadyExists(PathBuf),
-    /// The folder holds a Python reference identity (`store.db`) that has
-    /// not been imported into this format yet.
-    #[error("{0} holds a Python retalk 0.0.1 identity (store.db) that must be imported first")]
-    NeedsImport(PathBuf),
     /// The passphrase does not open this store; nothing was changed.
     #[error("wrong passphrase for this identity (nothing was changed)")]
     WrongPassphrase,
@@ -240,9 +236,6 @@ impl Store {
     pub fn open(dir: &Path, passphrase: &str) -> Result<Store, StoreError> {
         let path = dir.join(DB_FILE);
         if !has_identity(&path) {
-            if dir.join(LEGACY_DB_FILE).is_file() {
-                return Err(StoreError::NeedsImport(dir.to_owned()));
-            }
             return Err(StoreError::NoIdentity(dir.to_owned()));
         }
         let conn = connect(&path)?;
