@@ -177,8 +177,8 @@ pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
