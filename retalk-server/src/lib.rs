@@ -1,1 +1,245 @@
-//! The retalk relay (library part): configuration, storage and the HTTP service.
+//! The retalk relay: an untrusted mailbox server for end-to-end-encrypted
+//! messages. It stores public keys and opaque ciphertext, checks that every
+//! request is signed by the keys it claims, and forgets mail once delivered.
+//!
+//! Layout, following a request:
+//!
+//! * [`server`]: accepts connections (HTTP/1.1, timeouts, graceful stop);
+//! * [`http`]: routes, body cap, error bodies, waiting reads;
+//! * [`verify`]: parses and authenticates bodies on a thread pool;
+//! * [`writer`]: one thread runs authenticated requests in group commits;
+//! * [`store`]: the SQLite schema (the reference's) and one function per
+//!   tool;
+//! * [`waiters`]: per-mailbox wake-ups for `read_messages` with `wait`;
+//! * [`config`] and [`cli`]: settings, from code or from flags and
+//!   environment.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), retalk_server::ServerError> {
+//! use retalk_server::{Config, Relay};
+//! let relay = Relay::start(Config { port: 0, ..Default::default() }).await?;
+//! println!("relay at {}", relay.url());
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod verify;
+pub mod waiters;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, Durability};
+
+use crate::waiters::{Shutdown, Waiters};
+
+/// The relay's name and version, as served in `GET /info`.
+pub const SERVER_NAME: &str = concat!("retalk-server ", env!("CARGO_PKG_VERSION"));
+
+/// Why a relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address could not be bound (in use, no permission, bad host).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or brought up to date.
+    #[error("cannot open database {path}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// A setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A worker thread could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// Seconds since the epoch, plus the configured offset.
+pub(crate) fn unix_now(offset_secs: i64) -> f64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    t + offset_secs as f64
+}
+
+/// A running relay.
+pub struct Relay {
+    addr: SocketAddr,
+    audiences: Vec<String>,
+    db: PathBuf,
+    shutdown: Arc<Shutdown>,
+    waiters: Arc<Waiters>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Binds, opens (creating or migrating) the database, starts the worker
+    /// threads, and returns once connections are being accepted.
+    pub async fn start(config: Config) -> Result<Relay, ServerError> {
+        if config.max_body == 0 {
+            return Err(ServerError::Config("max_body must be at least 1".into()));
+        }
+        if config.timeout.is_zero() {
+            return Err(ServerError::Config("timeout must be positive".into()));
+        }
+        let bind_addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: bind_addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: bind_addr,
+            source,
+        })?;
+        let audiences = if config.audiences.is_empty() {
+            vec![config::default_audience(&config.host, addr.port())]
+        } else {
+            config.audiences.clone()
+        };
+        if audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err(ServerError::Config("an audience is empty".into()));
+        }
+
+        let db = config.db.clone();
+        let durability = config.durability;
+        let conn = tokio::task::spawn_blocking(move || crate::store::open(&db, durability))
+            .await
+            .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
+            .map_err(|source| ServerError::Database {
+                path: config.db.clone(),
+                source,
+            })?;
+
+        let waiters = Arc::new(Waiters::default());
+        let shutdown = Arc::new(Shutdown::default());
+        let limits = writer::Limits {
+            max_otks: config.max_otks_per_user,
+            max_mailbox: config.max_mailbox,
+            max_refused: config.max_refused,
+            refused_ttl_secs: config.refused_ttl.as_secs_f64(),
+            clock_offset_secs: config.clock_offset_secs,
+        };
+        let (writer, writer_thread) =
+            writer::spawn(conn, limits, Arc::clone(&waiters)).map_err(ServerError::Threads)?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let (verifier, verifier_threads) = verify::spawn(
+            threads,
+            verify::Verifier {
+                audiences: audiences.clone().into(),
+                clock_offset_secs: config.clock_offset_secs,
+            },
+            writer.clone(),
+        )
+        .map_err(ServerError::Threads)?;
+
+        let info = retalk::proto::RelayInfo {
+            max_group_size: config.max_group_size,
+            max_wait: Some(retalk::proto::tools::read_messages::MAX_WAIT_SECS),
+            server: Some(SERVER_NAME.to_owned()),
+        };
+        let app = Arc::new(http::App {
+            verifier: verifier.clone(),
+            writer: writer.clone(),
+            waiters: Arc::clone(&waiters),
+            shutdown: Arc::clone(&shutdown),
+            info: Bytes::from(serde_json::to_vec(&info).unwrap_or_default()),
+            max_body: config.max_body,
+            body_timeout: config.timeout,
+            log_requests: config.log_requests,
+        });
+        let workers = server::Workers {
+            verifier,
+            verifier_threads,
+            writer,
+            writer_thread,
+        };
+        let task = tokio::spawn(server::run(
+            listener,
+            http::router(app),
+            Arc::clone(&shutdown),
+            config.timeout,
+            workers,
+        ));
+        Ok(Relay {
+            addr,
+            audiences,
+            db: config.db,
+            shutdown,
+            waiters,
+            task: Some(task),
+        })
+    }
+
+    /// The address the relay listens on (with the real port when 0 was
+    /// asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL clients use: the first audience.
+    pub fn url(&self) -> String {
+        self.audiences[0].clone()
+    }
+
+    /// Every accepted audience.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.db
+    }
+
+    /// How many `read_messages` requests are waiting for mail right now.
+    pub fn waiting(&self) -> usize {
+        self.waiters.count()
+    }
+
+    /// Stops gracefully: no new connections, waiting readers answered with
+    /// an empty list, in-flight requests finished, and everything already
+    /// queued committed before the database is closed.
+    pub async fn shutdown(mut self) {
+        self.shutdown.fire();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Relay {
+    /// A relay dropped without [`Relay::shutdown`] still stops: the same
+    /// sequence runs in the background for as long as the runtime lives.
+    fn drop(&mut self) {
+        self.shutdown.fire();
+    }
+}

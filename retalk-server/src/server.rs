@@ -1,0 +1,123 @@
+//! Accepting connections, serving HTTP/1.1 on each, and the orderly stop.
+//!
+//! The accept loop is hand-written (rather than `axum::serve`) for two
+//! settings axum does not expose: the header read timeout, which drops slow
+//! and idle connections, and a graceful stop that lets in-flight requests
+//! finish before the writer commits its last group.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tower::Service;
+
+use crate::verify::VerifierHandle;
+use crate::waiters::Shutdown;
+use crate::writer::WriterHandle;
+
+/// How long a stopping relay waits for in-flight requests (waiters are
+/// released at once, so this only covers slow clients and big answers).
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// The worker threads behind the HTTP layer, stopped in order at the end.
+pub struct Workers {
+    /// Verifier pool.
+    pub verifier: VerifierHandle,
+    /// Verifier threads.
+    pub verifier_threads: Vec<JoinHandle<()>>,
+    /// The writer.
+    pub writer: WriterHandle,
+    /// The writer thread.
+    pub writer_thread: JoinHandle<()>,
+}
+
+/// Serves connections until `shutdown` fires, then drains them and stops
+/// the workers: verifiers first (their queued requests reach the writer),
+/// then the writer (which commits everything queued before it exits).
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Arc<Shutdown>,
+    header_timeout: Duration,
+    workers: Workers,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    conns.spawn(serve_connection(
+                        stream,
+                        router.clone(),
+                        Arc::clone(&shutdown),
+                        header_timeout,
+                    ));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather
+                    // than spin; existing connections keep being served.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "{} connection(s) still busy after {DRAIN_GRACE:?}; closing them",
+            conns.len()
+        );
+        conns.shutdown().await;
+    }
+    drop(router);
+    let _ = tokio::task::spawn_blocking(move || {
+        workers.verifier.stop();
+        for t in workers.verifier_threads {
+            let _ = t.join();
+        }
+        workers.writer.stop();
+        let _ = workers.writer_thread.join();
+    })
+    .await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    shutdown: Arc<Shutdown>,
+    header_timeout: Duration,
+) {
+    // Answers are small and latency matters more than packet count.
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req| {
+        let mut router = router.clone();
+        async move { router.call(req).await }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Also bounds how long an idle keep-alive connection stays open:
+        // the timer runs while hyper waits for the next request's head.
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.wait() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

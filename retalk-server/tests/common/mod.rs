@@ -1,0 +1,156 @@
+//! Helpers shared by the relay's integration tests: a relay on loopback
+//! with its database in a temp dir, and a small signing client.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use retalk::proto::tools::{MessageType, PublishKeys, SendMessage, Tool};
+use retalk::proto::{build_request, Dialect, IdentityKey, KeyPairSigner, RequestSigner, UserId};
+use retalk_server::{Config, Relay};
+use serde_json::Value;
+
+/// Upper bound for any single wait in a test, so a bug shows as a failure
+/// rather than a hang.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct TestRelay {
+    pub relay: Relay,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub fn config(dir: &tempfile::TempDir) -> Config {
+    Config {
+        port: 0,
+        db: dir.path().join("server.db"),
+        ..Default::default()
+    }
+}
+
+pub async fn start() -> TestRelay {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestRelay {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir);
+    tweak(&mut cfg);
+    let relay = Relay::start(cfg).await.unwrap();
+    TestRelay {
+        relay,
+        dir,
+        http: client(),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap()
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn id_of(signer: &dyn RequestSigner) -> UserId {
+    UserId::parse(
+        &retalk::proto::fingerprint(&signer.identity_key(), &signer.signing_key()),
+        "id",
+    )
+    .unwrap()
+}
+
+pub fn random_key() -> IdentityKey {
+    let bytes: [u8; 32] = rand::random();
+    IdentityKey::parse(&STANDARD_NO_PAD.encode(bytes), "key").unwrap()
+}
+
+/// A publish of `n` fresh one-time keys (ids `k0`, `k1`, ...) and
+/// optionally a fallback key.
+pub fn publish_req(signer: &KeyPairSigner, n: usize, fallback: bool) -> PublishKeys {
+    PublishKeys {
+        identity_key: IdentityKey::parse(&signer.identity_key(), "ik").unwrap(),
+        signing_key: retalk::proto::SigningKey::parse(&signer.signing_key(), "sk").unwrap(),
+        one_time_keys: (0..n).map(|i| (format!("k{i}"), random_key())).collect(),
+        fallback_key: fallback.then(|| ("fb".to_owned(), random_key())),
+    }
+}
+
+pub fn send_req(to: &UserId, text: &str) -> SendMessage {
+    SendMessage::new(to.clone(), MessageType::Normal, text.as_bytes())
+}
+
+impl TestRelay {
+    pub fn url(&self) -> String {
+        self.relay.url()
+    }
+
+    /// POSTs raw bytes; returns the status and the parsed JSON body.
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        post_raw(&self.http, &self.url(), body).await
+    }
+
+    /// A signed call in the default (both-names) dialect.
+    pub async fn call<T: Tool>(&self, signer: &dyn RequestSigner, tool: &T) -> (u16, Value) {
+        self.call_as(signer, tool, Dialect::Both).await
+    }
+
+    pub async fn call_as<T: Tool>(
+        &self,
+        signer: &dyn RequestSigner,
+        tool: &T,
+        dialect: Dialect,
+    ) -> (u16, Value) {
+        let body = build_request(tool, signer, &self.url(), dialect, now()).unwrap();
+        self.post_raw(body).await
+    }
+
+    /// A call that must succeed.
+    pub async fn ok<T: Tool>(&self, signer: &dyn RequestSigner, tool: &T) -> Value {
+        let (status, body) = self.call(signer, tool).await;
+        assert_eq!(status, 200, "{} failed: {body}", T::NAME);
+        body
+    }
+
+    /// A fresh user with `n` one-time keys and a fallback key published.
+    pub async fn user(&self, n: usize) -> (KeyPairSigner, UserId) {
+        let signer = KeyPairSigner::random();
+        let id = id_of(&signer);
+        self.ok(&signer, &publish_req(&signer, n, true)).await;
+        (signer, id)
+    }
+}
+
+pub async fn post_raw(
+    http: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("relay answered non-JSON ({e}): {text:?}"));
+    (status, value)
+}
+
+/// The `error` text of a refusal.
+pub fn error_text(body: &Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error text in {body}"))
+}
