@@ -2,8 +2,21 @@
 //! people, through a relay that is never trusted.
 //!
 //! * [`proto`]: the wire protocol shared by the client and the relay.
+//! * [`User`]: the client library, one identity with its encrypted local
+//!   store (see `docs/library.md`).
+//! * [`migrate`]: taking over identities made by the Python reference.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
+pub mod migrate;
 pub mod proto;
+mod store;
+
+pub use client::{
+    ClientError, CreateOptions, DeliveryProblem, Inbox, MaintainOptions, MaintainReport, Message,
+    Peer, User,
+};
+pub use proto::UserId;
+pub use store::{KdfParams, StoreError};

@@ -265,6 +265,29 @@ def cmd_outbox(a):
     return {"outbox": rows}
 
 
+def cmd_sessions(a):
+    """The store's Olm sessions, read from SQLite directly: one row per
+    session ({"peer"} in 0.0.1, {"peer", "sid"} in 0.3.x), ordered."""
+    conn = sqlite3.connect(_store_path(a))
+    try:
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(sessions)")]
+        want = [c for c in ("peer", "sid") if c in cols]
+        rows = conn.execute(
+            f"SELECT {', '.join(want)} FROM sessions ORDER BY {', '.join(want)}"
+        ).fetchall() if want else []
+    finally:
+        conn.close()
+    return {"sessions": [dict(zip(want, r)) for r in rows]}
+
+
+def cmd_group_cap(a):
+    """0.3.x: User.group_cap(), which reads GET <server>/info."""
+    u = make_user(a)
+    if not hasattr(u, "group_cap"):
+        raise UsageError("group_cap needs retalk 0.3.x")
+    return {"group_cap": u.group_cap()}
+
+
 def cmd_count_keys(a):
     return make_user(a)._call("count_keys")
 
@@ -380,6 +403,8 @@ COMMANDS = {
     "sync": cmd_sync,
     "flush_outbox": cmd_flush_outbox,
     "outbox": cmd_outbox,
+    "sessions": cmd_sessions,
+    "group_cap": cmd_group_cap,
     "count_keys": cmd_count_keys,
     "raw_call": cmd_raw_call,
     "replay": cmd_replay,

@@ -67,7 +67,11 @@ impl SendMessage {
 
 /// The relay's answer: stored, or refused because the recipient signed a
 /// refusal of this exact ciphertext (0.3.x `nack`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialized by hand: serde's untagged enums buffer numbers in a way
+/// that fails under serde_json's `arbitrary_precision` (which this
+/// workspace enables), so `{"message_id": 1, "ts": 1.5}` would not parse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum SendOutcome {
     /// Refused; `sig` is the recipient's signature over `nack|<them>|<hash>`.
@@ -86,6 +90,39 @@ pub enum SendOutcome {
         /// When it was stored, seconds since the epoch.
         ts: f64,
     },
+}
+
+impl<'de> Deserialize<'de> for SendOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| D::Error::custom("send_message result must be an object"))?;
+        if obj.get("refused").and_then(Value::as_bool) == Some(true) {
+            let text = |k: &str| {
+                obj.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| D::Error::custom(format!("refusal without {k}")))
+            };
+            return Ok(SendOutcome::Refused {
+                refused: true,
+                hash: text("hash")?,
+                sig: text("sig")?,
+            });
+        }
+        Ok(SendOutcome::Stored {
+            message_id: obj
+                .get("message_id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| D::Error::custom("message_id must be an integer"))?,
+            ts: obj
+                .get("ts")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| D::Error::custom("ts must be a number"))?,
+        })
+    }
 }
 
 impl Tool for SendMessage {
@@ -122,5 +159,30 @@ impl Tool for SendMessage {
         m.insert("mtype".into(), u8::from(self.mtype).into());
         m.insert("body".into(), self.body.clone().into());
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_parse() {
+        let stored: SendOutcome =
+            serde_json::from_str(r#"{"message_id": 7, "ts": 1700000000.25}"#).unwrap();
+        assert_eq!(
+            stored,
+            SendOutcome::Stored {
+                message_id: 7,
+                ts: 1700000000.25
+            }
+        );
+        let refused: SendOutcome =
+            serde_json::from_str(r#"{"refused": true, "hash": "ab", "sig": "cd"}"#).unwrap();
+        assert!(matches!(refused, SendOutcome::Refused { .. }));
+        assert!(serde_json::from_str::<SendOutcome>(r#"{"message_id": "x"}"#).is_err());
+        let back: SendOutcome =
+            serde_json::from_str(&serde_json::to_string(&stored).unwrap()).unwrap();
+        assert_eq!(back, stored);
     }
 }

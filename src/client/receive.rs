@@ -1,0 +1,362 @@
+//! The receive pipeline, built so that nothing the relay hands over is lost
+//! whenever the process dies (the relay deletes mail as it hands it over).
+//!
+//! 1. **Fetch**: `read_messages`, then every message goes into the store's
+//!    `inbox` table in one transaction before anything else happens.
+//! 2. **Decrypt**, one inbox row at a time, each in one transaction: the
+//!    advanced session (and account, when a one-time key was used), the
+//!    body's hash in `processed`, the message in `delivered` (sealed), the
+//!    acknowledgement owed in `pending_acks`, and the row's removal. A crash
+//!    before the commit leaves the row in `inbox` with the old session
+//!    state, so it decrypts again; after, it is never decrypted again.
+//! 3. **Acknowledge**: owed acknowledgements are encrypted (ciphertext saved
+//!    with the session) and uploaded; failures leave them owed for the next
+//!    receive or `maintain`.
+//! 4. **Return**: everything in `delivered` and `problems` is taken out and
+//!    returned, in one transaction.
+//!
+//! Every step starts by finishing what an earlier, interrupted call left in
+//! the store, so the next normal receive returns each message exactly once.
+//! Re-sent copies of processed mail no longer decrypt (Olm refuses reused
+//! message keys); they are recognised by their hash, acknowledged again and
+//! dropped. Mail nothing can decrypt becomes a [`DeliveryProblem`] and the
+//! rest of the mailbox goes on.
+
+use std::time::Duration;
+
+use vodozemac::olm::{Account, OlmMessage};
+use vodozemac::Curve25519PublicKey;
+
+use crate::proto::tools::{GetKeys, Mail, ReadMessages};
+use crate::proto::{Envelope, UserId};
+use crate::store::{InboxRow, StoredSession};
+
+use super::failpoint;
+use super::outbox::{body_hash, decode_body};
+use super::sessions::session_config;
+use super::transport::REQUEST_TIMEOUT;
+use super::{ClientError, DeliveryProblem, Inbox, Message, User};
+
+/// What decrypting one inbox row produced.
+enum Outcome {
+    /// Decrypted on `session`; `account_changed` when a one-time key was
+    /// used up making it.
+    Plain {
+        session: Box<StoredSession>,
+        plaintext: zeroize::Zeroizing<Vec<u8>>,
+        account_changed: bool,
+    },
+    /// Not readable, for this reason.
+    Problem(String),
+}
+
+impl User {
+    /// Fetches, decrypts and acknowledges pending mail; returns each new
+    /// chat message once, in arrival order. Mail that cannot be read is
+    /// reported on stderr and skipped; use
+    /// [`receive_inbox`](Self::receive_inbox) to get those reports as values.
+    pub async fn receive(&self) -> Result<Vec<Message>, ClientError> {
+        let inbox = self.receive_inbox(None).await?;
+        for p in &inbox.problems {
+            eprintln!(
+                "retalk: could not read a message from {}: {}",
+                p.from, p.reason
+            );
+        }
+        Ok(inbox.messages)
+    }
+
+    /// Like [`receive`](Self::receive), returning undecryptable mail as
+    /// [`DeliveryProblem`]s. With `wait`, when the mailbox is empty and the
+    /// relay supports it (`GET /info` advertises `max_wait`), the relay holds
+    /// the read open until mail arrives or the wait (capped at `max_wait`)
+    /// ends; other relays return at once. The store lock is not held during
+    /// the wait, so other commands on this identity are not blocked by it.
+    pub async fn receive_inbox(&self, wait: Option<Duration>) -> Result<Inbox, ClientError> {
+        self.relay()?;
+        let wait_secs = match wait.map(|d| d.as_secs()) {
+            Some(s) if s > 0 => self.relay_max_wait().await?.map(|max| s.min(max)),
+            _ => None,
+        };
+        {
+            let _lock = self.lock().await?;
+            let account = self.account()?;
+            let fetched = self.fetch(&account, None).await;
+            let inbox = self.finish_locked(fetched).await?;
+            if !inbox.is_empty() || wait_secs.is_none() {
+                return Ok(inbox);
+            }
+        }
+        let account = self.account()?;
+        let fetched = self.fetch(&account, wait_secs).await;
+        let _lock = self.lock().await?;
+        self.finish_locked(fetched).await
+    }
+
+    /// Reads the mailbox (never sending options the relay does not know:
+    /// `wait` only when the relay advertised it).
+    async fn fetch(&self, account: &Account, wait: Option<u64>) -> Result<Vec<Mail>, ClientError> {
+        let req = ReadMessages {
+            peer: None,
+            peek: false,
+            wait,
+        };
+        let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait.unwrap_or(0));
+        self.call_with_timeout(account, &req, timeout).await
+    }
+
+    /// Steps 1 to 4 with the lock held. A fetch or network failure does not
+    /// hide what earlier calls left ready: the error is returned only when
+    /// there is nothing else to return.
+    async fn finish_locked(
+        &self,
+        fetched: Result<Vec<Mail>, ClientError>,
+    ) -> Result<Inbox, ClientError> {
+        let relay = self.relay()?.to_owned();
+        let mut failure = None;
+        match fetched {
+            Ok(mail) if !mail.is_empty() => {
+                self.store
+                    .tx(|t| mail.iter().try_for_each(|m| t.inbox_insert(&relay, m)))?;
+                failpoint::hit("receive:fetched");
+            }
+            Ok(_) => {}
+            Err(e) => failure = Some(e),
+        }
+        if let Err(e) = self.process_inbox().await {
+            if !e.is_transient() {
+                return Err(e);
+            }
+            failure.get_or_insert(e);
+        }
+        if let Err(e) = self.send_acks_locked().await {
+            tracing::warn!(error = %e, "acknowledgements postponed");
+        }
+        failpoint::hit("receive:acked");
+        let inbox = self.take_outcomes()?;
+        match failure {
+            Some(e) if inbox.is_empty() => Err(e),
+            _ => Ok(inbox),
+        }
+    }
+
+    /// Step 2 for every stored inbox row, in arrival order. Stops at the
+    /// first transient failure (the remaining rows wait for the next call).
+    async fn process_inbox(&self) -> Result<(), ClientError> {
+        let rows = self.store.tx(|t| t.inbox())?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut account = self.account()?;
+        for row in rows {
+            self.process_row(&mut account, &row).await?;
+        }
+        Ok(())
+    }
+
+    async fn process_row(&self, account: &mut Account, row: &InboxRow) -> Result<(), ClientError> {
+        let Ok(sender) = UserId::parse(&row.sender, "from") else {
+            tracing::warn!("dropping mail whose sender is not a user id");
+            self.store.tx(|t| t.inbox_delete(row.seq))?;
+            return Ok(());
+        };
+        if !matches!(row.mtype, 0 | 1) {
+            // Not an Olm message (a foreign relay's own kind): ignore it.
+            self.store.tx(|t| t.inbox_delete(row.seq))?;
+            return Ok(());
+        }
+        let hash = body_hash(&row.body);
+        if let Some((msg_id, peer)) = self.store.tx(|t| t.processed(&hash))? {
+            // A copy of something already decrypted: our acknowledgement
+            // may have been lost, so acknowledge again, and drop it.
+            self.store.tx(|t| {
+                if peer == sender.as_str() && !msg_id.is_empty() {
+                    t.ack_insert(sender.as_str(), &msg_id)?;
+                }
+                t.inbox_delete(row.seq)
+            })?;
+            return Ok(());
+        }
+        let outcome = self.decrypt(account, &sender, row).await?;
+        let (session, plaintext, account_changed) = match outcome {
+            Outcome::Problem(reason) => {
+                self.store.tx(|t| {
+                    t.problem_insert(sender.as_str(), &reason)?;
+                    t.inbox_delete(row.seq)
+                })?;
+                return Ok(());
+            }
+            Outcome::Plain {
+                session,
+                plaintext,
+                account_changed,
+            } => (session, plaintext, account_changed),
+        };
+        let envelope = Envelope::parse(&plaintext);
+        let from = sender.as_str();
+        self.store.tx(|t| {
+            if account_changed {
+                t.save_account(account)?;
+            }
+            t.save_session(from, &session)?;
+            match &envelope {
+                Ok(Envelope::Msg { id, text, name }) => {
+                    let seen = t.processed_id(from, id)?;
+                    t.processed_insert(&hash, id, from)?;
+                    if !seen {
+                        t.delivered_insert(from, id, name, text)?;
+                    }
+                    t.ack_insert(from, id)?;
+                }
+                Ok(Envelope::Ack { id }) => {
+                    t.processed_insert(&hash, "", from)?;
+                    t.outbox_delete(id, Some(from))?;
+                }
+                // Kinds this client does not know (0.3.x groups, contacts,
+                // ...) are acknowledged, so their sender stops re-sending,
+                // and otherwise ignored.
+                Ok(Envelope::Other { id, .. }) => {
+                    let id = id.as_deref().unwrap_or("");
+                    t.processed_insert(&hash, id, from)?;
+                    if !id.is_empty() {
+                        t.ack_insert(from, id)?;
+                    }
+                }
+                Err(_) => {
+                    t.processed_insert(&hash, "", from)?;
+                    t.problem_insert(from, "decrypted, but it is not a retalk message")?;
+                }
+            }
+            t.inbox_delete(row.seq)
+        })?;
+        failpoint::hit("receive:decrypted");
+        Ok(())
+    }
+
+    /// Decrypts one row: a pre-key message on the session it names, or on a
+    /// new inbound session once the sender's keys are checked against its
+    /// id and pin; a normal message on each of the sender's sessions in
+    /// turn. Sessions are fresh copies from the store, so a failed attempt
+    /// changes nothing.
+    async fn decrypt(
+        &self,
+        account: &mut Account,
+        sender: &UserId,
+        row: &InboxRow,
+    ) -> Result<Outcome, ClientError> {
+        let problem = |s: &str| Ok(Outcome::Problem(s.to_owned()));
+        let Some(bytes) = decode_body(&row.body) else {
+            return problem("the body is not base64");
+        };
+        let Ok(message) = OlmMessage::from_parts(row.mtype as usize, &bytes) else {
+            return problem("not a valid Olm message");
+        };
+        let sessions = self.store.tx(|t| t.sessions(sender.as_str()))?;
+        match &message {
+            OlmMessage::PreKey(pre_key) => {
+                let id = pre_key.session_id();
+                if let Some(mut s) = sessions.into_iter().find(|s| s.session_id == id) {
+                    return Ok(match s.session.decrypt(&message) {
+                        Ok(p) => Outcome::Plain {
+                            session: Box::new(s),
+                            plaintext: zeroize::Zeroizing::new(p),
+                            account_changed: false,
+                        },
+                        Err(_) => {
+                            Outcome::Problem("it does not decrypt on the session it names".into())
+                        }
+                    });
+                }
+                let keys = match self
+                    .call(
+                        account,
+                        &GetKeys {
+                            peer: sender.clone(),
+                        },
+                    )
+                    .await
+                {
+                    Ok(k) => k,
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => {
+                        return Ok(Outcome::Problem(format!(
+                            "cannot check the sender's keys: {e}"
+                        )))
+                    }
+                };
+                if let Err(e) = self.verify_keys(sender, &keys.identity_key, &keys.signing_key) {
+                    return Ok(Outcome::Problem(e.to_string()));
+                }
+                let Ok(ik) = Curve25519PublicKey::from_base64(&keys.identity_key) else {
+                    return problem("the relay served an invalid identity key");
+                };
+                match account.create_inbound_session(session_config(), ik, pre_key) {
+                    Ok(r) => Ok(Outcome::Plain {
+                        session: Box::new(StoredSession {
+                            session_id: r.session.session_id(),
+                            peer_key: keys.identity_key,
+                            session: r.session,
+                        }),
+                        plaintext: zeroize::Zeroizing::new(r.plaintext),
+                        account_changed: true,
+                    }),
+                    Err(e) => Ok(Outcome::Problem(format!(
+                        "cannot start a session from it ({e})"
+                    ))),
+                }
+            }
+            OlmMessage::Normal(_) => {
+                if sessions.is_empty() {
+                    return problem("no session with this sender (it may have been reset)");
+                }
+                for mut s in sessions {
+                    if let Ok(p) = s.session.decrypt(&message) {
+                        return Ok(Outcome::Plain {
+                            session: Box::new(s),
+                            plaintext: zeroize::Zeroizing::new(p),
+                            account_changed: false,
+                        });
+                    }
+                }
+                problem("none of the sessions with this sender decrypts it")
+            }
+        }
+    }
+
+    /// Step 4: takes out everything ready to return.
+    fn take_outcomes(&self) -> Result<Inbox, ClientError> {
+        self.store.tx(|t| {
+            let (delivered, problems) = t.take_outcomes()?;
+            let mut inbox = Inbox::default();
+            for d in delivered {
+                let Ok(from) = UserId::parse(&d.peer, "from") else {
+                    continue;
+                };
+                let saved = t.peers_for_id(from.as_str())?.into_iter().next();
+                let name = match saved {
+                    Some(p) => p.name,
+                    None if d.name.is_empty() => String::new(),
+                    None => format!(
+                        "~{}",
+                        d.name
+                            .chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .collect::<String>()
+                    ),
+                };
+                inbox.messages.push(Message {
+                    id: d.msg_id,
+                    from,
+                    name,
+                    text: d.text,
+                });
+            }
+            for (peer, reason) in problems {
+                if let Ok(from) = UserId::parse(&peer, "from") {
+                    inbox.problems.push(DeliveryProblem { from, reason });
+                }
+            }
+            Ok(inbox)
+        })
+    }
+}

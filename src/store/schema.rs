@@ -1,0 +1,91 @@
+//! The store's tables (format version 1).
+//!
+//! * `meta(k, v)`: format version, key-derivation parameters and salt, the
+//!   passphrase check value, the encrypted account pickle, the public ids,
+//!   the self-chosen name, the saved relay URL and when the fallback key was
+//!   last published.
+//! * `sessions`: every Olm session with every peer (encrypted pickles). A
+//!   pair can hold several: when both sides start a session at once, each
+//!   keeps both, tries each when decrypting and sends on the one used most
+//!   recently (`last_used` is a store-wide counter, not a clock, so it stays
+//!   monotonic across processes and clock changes).
+//! * `outbox`: chat ciphertext sent but not yet acknowledged, for re-sending.
+//! * `processed`: sha256 of every decrypted body -> its message id, so a
+//!   re-sent copy (which no longer decrypts) is recognised and re-acked.
+//! * `peers`: local names and optional pinned identity keys.
+//! * `inbox`: mail fetched from the relay but not yet decrypted. The relay
+//!   deletes mail when it hands it over, so it is written here first.
+//! * `delivered` and `problems`: outcomes not yet returned to the caller
+//!   (message text is sealed with the store key).
+//! * `pending_acks`: acknowledgements owed to senders; the ciphertext is
+//!   stored once made so a crash between encrypting and sending re-sends the
+//!   same bytes instead of skipping a ratchet step.
+
+/// The version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Creates every table of a new store.
+pub const CREATE: &str = "
+CREATE TABLE IF NOT EXISTS meta(
+    k TEXT PRIMARY KEY,
+    v TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions(
+    peer TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    peer_key TEXT NOT NULL,
+    pickle TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_used INTEGER NOT NULL,
+    PRIMARY KEY(peer, session_id)
+);
+CREATE TABLE IF NOT EXISTS outbox(
+    id TEXT PRIMARY KEY,
+    peer TEXT NOT NULL,
+    mtype INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_sent REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processed(
+    hash TEXT PRIMARY KEY,
+    msg_id TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS processed_by_id ON processed(peer, msg_id);
+CREATE TABLE IF NOT EXISTS peers(
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    pin TEXT
+);
+CREATE TABLE IF NOT EXISTS inbox(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    relay TEXT NOT NULL,
+    relay_id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    sender TEXT NOT NULL,
+    mtype INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    fetched REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivered(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    UNIQUE(peer, msg_id)
+);
+CREATE TABLE IF NOT EXISTS problems(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_acks(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    mtype INTEGER,
+    body TEXT
+);
+";

@@ -1,0 +1,625 @@
+//! Test harness for driving the Python reference (retalk 0.0.1 / 0.3.0 from
+//! PyPI) from Rust integration tests. Include it with
+//!
+//! ```ignore
+//! #[path = "pyref/harness.rs"]
+//! mod harness;
+//! ```
+//!
+//! * [`pyref`]: runs `tests/pyref/setup.sh` once per test process. When the
+//!   reference is unavailable it fails the test if `RETALK_REQUIRE_PYREF` is
+//!   set (CI), and otherwise prints a loud SKIPPED banner and returns `None`
+//!   so the test returns early.
+//! * [`PyRef::driver`]: one call of `tests/pyref/driver.py` (the reference
+//!   library), [`PyRef::cli`]: the reference CLI.
+//! * [`PyRelay`]: a Python relay on a free loopback port, killed on drop.
+//!
+//! Everything runs on 127.0.0.1 with per-test temp dirs; tests may run in
+//! parallel threads.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A reference version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ver {
+    /// retalk 0.0.1
+    V001,
+    /// retalk 0.3.0
+    V030,
+}
+
+impl Ver {
+    /// The version string (venv suffix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ver::V001 => "0.0.1",
+            Ver::V030 => "0.3.0",
+        }
+    }
+}
+
+/// The installed reference.
+#[derive(Debug)]
+pub struct PyRef {
+    /// Workspace root.
+    pub root: PathBuf,
+    /// `$RETALK_PYREF_DIR` (default `<root>/target/pyref`).
+    pub dir: PathBuf,
+}
+
+/// The workspace root (this crate's manifest dir).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pyref_dir() -> PathBuf {
+    std::env::var_os("RETALK_PYREF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pyref"))
+}
+
+fn setup() -> Result<PyRef, String> {
+    let dir = pyref_dir();
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(root().join("tests/pyref/setup.sh"))
+        .env("RETALK_PYREF_DIR", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run bash tests/pyref/setup.sh: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let why = match out.status.code() {
+            Some(1) => "PyPI unreachable or the install failed",
+            Some(2) => "no usable python3 (>= 3.10 with venv)",
+            _ => "setup.sh failed",
+        };
+        return Err(format!(
+            "{why} (tests/pyref/setup.sh exit {:?}):\n{}",
+            out.status.code(),
+            tail.join("\n")
+        ));
+    }
+    eprintln!(
+        "pyref: reference ready in {:?} ({})",
+        started.elapsed(),
+        stderr.lines().last().unwrap_or("")
+    );
+    Ok(PyRef { root: root(), dir })
+}
+
+/// The Python reference, set up once per process; `None` (after a loud
+/// banner) when it is unavailable and `RETALK_REQUIRE_PYREF` is not set.
+/// `test` names the calling test in the banner.
+pub fn pyref(test: &str) -> Option<&'static PyRef> {
+    static SETUP: OnceLock<Result<PyRef, String>> = OnceLock::new();
+    match SETUP.get_or_init(setup) {
+        Ok(p) => Some(p),
+        Err(reason) => {
+            if std::env::var_os("RETALK_REQUIRE_PYREF").is_some_and(|v| !v.is_empty() && v != "0") {
+                panic!(
+                    "RETALK_REQUIRE_PYREF is set but the Python reference is unavailable: {reason}"
+                );
+            }
+            // Written to the real stderr, not through eprintln!, which the
+            // test runner captures and hides for passing tests.
+            let bar = "!".repeat(78);
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n{bar}\n!!! SKIPPED: Python reference unavailable: {test}\n!!! reason: {}\n\
+                 !!! (set RETALK_REQUIRE_PYREF=1 to make this a failure; CI does)\n{bar}\n",
+                reason.replace('\n', "\n!!!   ")
+            );
+            None
+        }
+    }
+}
+
+/// The outcome of one driver call.
+#[derive(Debug, Clone)]
+pub struct DriverOut {
+    /// 0 result, 1 the library raised, 2 usage error.
+    pub code: i32,
+    /// The one JSON object printed.
+    pub json: Value,
+    /// The library's own prints.
+    pub stderr: String,
+}
+
+impl PyRef {
+    /// The venv's interpreter for `ver`.
+    pub fn python(&self, ver: Ver) -> PathBuf {
+        self.dir.join(format!("venv-{}/bin/python", ver.as_str()))
+    }
+
+    /// The reference CLI executable for `ver`.
+    pub fn cli_exe(&self, ver: Ver) -> PathBuf {
+        self.dir.join(format!("venv-{}/bin/retalk", ver.as_str()))
+    }
+
+    /// Runs `driver.py COMMAND` with `args` (JSON on stdin).
+    pub fn driver(&self, ver: Ver, command: &str, args: &Value) -> DriverOut {
+        let mut child = Command::new(self.python(ver))
+            .arg(self.root.join("tests/pyref/driver.py"))
+            .arg(command)
+            .arg("-")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn driver.py");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(args.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().expect("driver.py runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "driver.py {} {command}: stdout is not one JSON object ({e}): {stdout:?}\nstderr: {stderr}",
+                ver.as_str()
+            )
+        });
+        DriverOut {
+            code: out.status.code().unwrap_or(-1),
+            json,
+            stderr,
+        }
+    }
+
+    /// Like [`PyRef::driver`], panicking unless it exits 0.
+    #[track_caller]
+    pub fn drive(&self, ver: Ver, command: &str, args: &Value) -> Value {
+        let out = self.driver(ver, command, args);
+        assert_eq!(
+            out.code,
+            0,
+            "driver.py {} {command} {args} failed: {}\nstderr: {}",
+            ver.as_str(),
+            out.json,
+            out.stderr
+        );
+        out.json
+    }
+
+    /// Like [`PyRef::driver`], panicking unless the library raised (exit 1);
+    /// returns the error text.
+    #[track_caller]
+    pub fn drive_err(&self, ver: Ver, command: &str, args: &Value) -> String {
+        let out = self.driver(ver, command, args);
+        assert_eq!(
+            out.code,
+            1,
+            "driver.py {} {command} {args} should have raised, got {}\nstderr: {}",
+            ver.as_str(),
+            out.json,
+            out.stderr
+        );
+        out.json["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Runs the reference CLI with `args`, an isolated `home` (HOME,
+    /// RETALK_HOME, XDG_DATA_HOME all inside it) and extra `env`. No
+    /// inherited retalk env var leaks in.
+    pub fn cli(&self, ver: Ver, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(self.cli_exe(ver));
+        cmd.args(args);
+        isolate_env(&mut cmd, home);
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .output()
+            .expect("run the reference CLI")
+    }
+
+    /// Like [`PyRef::cli`], panicking unless it exits 0; returns stdout.
+    #[track_caller]
+    pub fn cli_ok(&self, ver: Ver, home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.cli(ver, home, args, env);
+        assert!(
+            out.status.success(),
+            "python retalk {} {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            ver.as_str(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// Removes every retalk-related variable from `cmd`'s environment and points
+/// HOME and the config/data homes into `home`.
+pub fn isolate_env(cmd: &mut Command, home: &Path) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("RETALK_") && k != "RETALK_PYREF_DIR"
+            || matches!(
+                k.as_str(),
+                "PICKLE_SECRET" | "SERVER_URL" | "STORE" | "XDG_DATA_HOME" | "XDG_CONFIG_HOME"
+            )
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    std::fs::create_dir_all(home).unwrap();
+    cmd.env("HOME", home)
+        .env("RETALK_HOME", home.join(".retalk"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `port` (bounded).
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// A Python reference relay on loopback; killed on drop.
+pub struct PyRelay {
+    child: Child,
+    /// The version it runs.
+    pub ver: Ver,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// `http://127.0.0.1:PORT` (the address; the audience may differ).
+    pub url: String,
+    /// Its database file.
+    pub db: PathBuf,
+    log: PathBuf,
+}
+
+impl PyRelay {
+    /// Starts `ver`'s relay on a free port with database `db`, signing
+    /// audience `audience` (default: its URL) and extra flags (0.3.0).
+    pub fn start(py: &PyRef, ver: Ver, db: &Path, audience: Option<&str>, extra: &[&str]) -> Self {
+        let mut last = String::new();
+        for _attempt in 0..4 {
+            let port = free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let log = db.with_extension(format!("relay-{port}.log"));
+            let logf = std::fs::File::create(&log).unwrap();
+            let mut cmd = Command::new("bash");
+            cmd.arg(py.root.join("tests/pyref/relay.sh"))
+                .arg(ver.as_str())
+                .arg(port.to_string())
+                .arg(db)
+                .arg(audience.unwrap_or(&url));
+            if !extra.is_empty() {
+                cmd.arg("--").args(extra);
+            }
+            cmd.env("RETALK_PYREF_DIR", &py.dir)
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone().unwrap())
+                .stderr(logf);
+            let mut child = cmd.spawn().expect("spawn relay.sh");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    last = format!(
+                        "python relay {} exited {status} before listening on {port}: {}",
+                        ver.as_str(),
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break; // port taken meanwhile? try another
+                }
+                if wait_port(port, Duration::from_millis(100)) {
+                    return PyRelay {
+                        child,
+                        ver,
+                        port,
+                        url,
+                        db: db.to_path_buf(),
+                        log,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "python relay {} did not listen on {port} within 15 s",
+                        ver.as_str()
+                    );
+                }
+            }
+        }
+        panic!("could not start the python relay: {last}");
+    }
+
+    /// What the relay printed so far (its request log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PyRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh temp dir (removed on drop).
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("retalk-interop-{prefix}-"))
+        .tempdir()
+        .unwrap()
+}
+
+/// Copies a folder tree (files and subfolders).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes, sorted by path (to compare a
+/// folder before and after).
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                walk(base, &entry.path(), out);
+            } else {
+                out.push((
+                    entry.path().strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(entry.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The fixture made by the Python 0.0.1 CLI and relay
+/// (`tests/data/fixture-0.0.1`).
+pub fn fixture_dir() -> PathBuf {
+    root().join("tests/data/fixture-0.0.1")
+}
+
+/// Runs `f` on each item in its own thread and returns the results in order
+/// (for independent Python steps: each costs an interpreter start).
+pub fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|it| {
+                let f = &f;
+                s.spawn(move || f(it))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Our relay (`retalk_server::Relay`) on a free loopback port, on its own
+/// runtime so tests stay synchronous while Python processes call it; shut
+/// down gracefully on drop.
+pub struct RustRelay {
+    relay: Option<retalk_server::Relay>,
+    rt: Option<tokio::runtime::Runtime>,
+    /// `http://127.0.0.1:PORT`, also its audience unless configured.
+    pub url: String,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its database file.
+    pub db: PathBuf,
+}
+
+impl RustRelay {
+    /// A relay with database `db` and otherwise default settings.
+    pub fn start(db: &Path) -> Self {
+        Self::start_with(retalk_server::Config {
+            port: 0,
+            db: db.to_path_buf(),
+            ..Default::default()
+        })
+    }
+
+    /// A relay with `config` (port 0 picks a free port).
+    pub fn start_with(config: retalk_server::Config) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rust-relay")
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = config.db.clone();
+        let relay = rt
+            .block_on(retalk_server::Relay::start(config))
+            .expect("our relay starts");
+        let port = relay.local_addr().port();
+        assert!(wait_port(port, Duration::from_secs(10)), "relay listens");
+        RustRelay {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            relay: Some(relay),
+            rt: Some(rt),
+        }
+    }
+
+    /// The relay itself.
+    pub fn relay(&self) -> &retalk_server::Relay {
+        self.relay.as_ref().unwrap()
+    }
+
+    /// Runs a future on the relay's runtime (for async client code).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.as_ref().unwrap().block_on(f)
+    }
+
+    /// Stops the relay (gracefully, everything committed).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let (Some(relay), Some(rt)) = (self.relay.take(), self.rt.take()) {
+            rt.block_on(relay.shutdown());
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for RustRelay {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Rows waiting in a relay database (reference schema), by recipient.
+pub fn relay_pending(db: &Path, recipient: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE recipient=?1",
+        [recipient],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// One Python reference user driven through `driver.py`.
+#[derive(Debug, Clone)]
+pub struct PyUser {
+    /// Which reference version.
+    pub ver: Ver,
+    /// Its store file.
+    pub store: PathBuf,
+    /// pickle_secret / passphrase.
+    pub secret: String,
+    /// Relay URL (and audience).
+    pub server: String,
+    /// Self-chosen display name.
+    pub name: String,
+    /// Local names `{peer_id: name}`.
+    pub names: serde_json::Map<String, Value>,
+}
+
+impl PyUser {
+    /// A user `name` with store `dir/NAME.db`, secret `NAME-secret`.
+    pub fn new(ver: Ver, dir: &Path, name: &str, server: &str) -> Self {
+        PyUser {
+            ver,
+            store: dir.join(format!("{name}.db")),
+            secret: format!("{name}-secret"),
+            server: server.to_owned(),
+            name: name.to_owned(),
+            names: Default::default(),
+        }
+    }
+
+    /// The common args plus `extra`.
+    pub fn args(&self, extra: Value) -> Value {
+        let mut a = serde_json::json!({
+            "store": self.store,
+            "secret": self.secret,
+            "server": self.server,
+            "name": self.name,
+            "names": self.names,
+        });
+        if let Value::Object(extra) = extra {
+            a.as_object_mut().unwrap().extend(extra);
+        }
+        a
+    }
+
+    /// Runs a driver command; panics unless it succeeds.
+    #[track_caller]
+    pub fn run(&self, py: &PyRef, command: &str, extra: Value) -> Value {
+        py.drive(self.ver, command, &self.args(extra))
+    }
+
+    /// Runs a driver command that must raise; returns the error text.
+    #[track_caller]
+    pub fn run_err(&self, py: &PyRef, command: &str, extra: Value) -> String {
+        py.drive_err(self.ver, command, &self.args(extra))
+    }
+
+    /// Publishes keys (`n` one-time keys) and returns the user id.
+    #[track_caller]
+    pub fn publish(&self, py: &PyRef, n: u32) -> String {
+        let out = self.run(py, "publish", serde_json::json!({ "n": n }));
+        out["user_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Receives; returns the messages as `(from, name, text)`.
+    #[track_caller]
+    pub fn receive(&self, py: &PyRef) -> Vec<(String, String, String)> {
+        let out = self.run(py, "receive", Value::Null);
+        out["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["from"].as_str().unwrap_or_default().to_owned(),
+                    m["name"].as_str().unwrap_or_default().to_owned(),
+                    m["text"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Its outbox rows (`{"id", "peer", "mtype", "ts"}`).
+    #[track_caller]
+    pub fn outbox(&self, py: &PyRef) -> Vec<Value> {
+        let out = py.drive(
+            self.ver,
+            "outbox",
+            &serde_json::json!({ "store": self.store }),
+        );
+        out["outbox"].as_array().unwrap().clone()
+    }
+}
