@@ -5,8 +5,7 @@
 use crate::error::{CliError, Kind};
 use crate::follow::Mailbox;
 use crate::output::{Batch, Problem, Received};
-use retalk::proto::UserId;
-use retalk::{ClientError, MaintainOptions, User};
+use retalk::{ClientError, MaintainOptions, User, UserId};
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,17 +19,48 @@ pub fn exists(dir: &Path) -> bool {
     User::exists(dir)
 }
 
-/// Turns a library error into a CLI error: refusals exit 2, the rest 1.
+/// Turns a library error into a CLI error with a hint at the fix:
+/// refusals exit 2, everything else 1.
 pub fn client_error(e: ClientError) -> CliError {
     let kind = if e.is_refusal() {
         Kind::Refusal
     } else {
         Kind::Failure
     };
+    let hint = match &e {
+        ClientError::NoIdentity(_) => {
+            Some("create one with `retalk init`, or select another with -s DIR / -u NAME")
+        }
+        ClientError::AlreadyExists(_) => Some("choose another location; init never overwrites"),
+        ClientError::WrongPassphrase => Some(
+            "check the passphrase (--passphrase-file, PICKLE_SECRET or RETALK_PASSPHRASE) \
+             and that -s/-u/STORE select the identity you mean",
+        ),
+        ClientError::PinMismatch { .. } => Some(
+            "the relay served keys that are not this peer's; compare the user id with the peer \
+             over another channel, and if they really have new keys, save the new id with \
+             `retalk add NAME NEW-ID`",
+        ),
+        ClientError::UnknownPeer(_) => {
+            Some("save the peer first with `retalk add NAME ID`, or pass their 32-hex user id")
+        }
+        ClientError::NoRelay => Some(
+            "pass --server URL, set SERVER_URL, or save one with `retalk init ... --server URL`",
+        ),
+        ClientError::Unreachable(_) => Some(
+            "check that the relay is running and that --server, SERVER_URL or the URL saved \
+             at init points at it",
+        ),
+        ClientError::BadResponse { .. } => {
+            Some("check that the relay URL points at a retalk relay")
+        }
+        _ => None,
+    };
+    let message = e.to_string();
     CliError {
         kind,
-        message: e.to_string(),
-        hint: None,
+        message,
+        hint: hint.map(str::to_string),
     }
 }
 
@@ -49,18 +79,7 @@ pub async fn create(
 
 /// Opens an existing identity.
 pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
-    let user = User::open(dir, passphrase).await.map_err(|e| {
-        let refused = e.is_refusal();
-        let err = client_error(e);
-        if refused {
-            err.hint(
-                "check the passphrase (--passphrase-file, PICKLE_SECRET or RETALK_PASSPHRASE) \
-                 and that -s/-u/STORE select the identity you mean",
-            )
-        } else {
-            err
-        }
-    })?;
+    let user = User::open(dir, passphrase).await.map_err(client_error)?;
     Ok(Identity { user })
 }
 
@@ -111,11 +130,11 @@ impl Identity {
             .resolve_peer(name_or_id)
             .map(|id| id.to_string())
             .map_err(|e| {
-                let refused = e.is_refusal();
+                let unknown = matches!(e, ClientError::UnknownPeer(_));
                 let err = client_error(e);
-                if refused {
+                if unknown {
                     err.hint(format!(
-                        "save the peer first with `retalk add {} <their-user-id>`, \
+                        "save the peer first with `retalk add {} THEIR-USER-ID`, \
                          or pass their 32-hex user id",
                         crate::identity::shell_word(Path::new(name_or_id))
                     ))

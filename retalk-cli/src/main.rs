@@ -14,10 +14,6 @@
 #![forbid(unsafe_code)]
 
 mod args;
-#[cfg(feature = "client")]
-mod backend;
-#[cfg(not(feature = "client"))]
-#[path = "backend_stub.rs"]
 mod backend;
 mod commands;
 mod env;

@@ -536,20 +536,26 @@ fn follow_json_piped_into_jq_sees_each_message_as_it_arrives() {
     let relay = Relay::start(dir.path());
     let (s, alice, _bob) = pair(&relay);
 
-    let mut recv = follower(&s, "bob", &["--json", "--interval", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut jq = Command::new("jq")
-        .arg("-c")
-        .arg(".")
-        .stdin(Stdio::from(recv.stdout.take().unwrap()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = LineReader::new(jq.stdout.take().unwrap());
-    let mut err = LineReader::new(recv.stderr.take().unwrap());
+    let mut recv = KillOnDrop(
+        follower(&s, "bob", &["--json", "--interval", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // --unbuffered: jq itself block-buffers when its output is a pipe (as
+    // here); at a terminal it writes each object at once.
+    let mut jq = KillOnDrop(
+        Command::new("jq")
+            .args(["--unbuffered", "-c", "."])
+            .stdin(Stdio::from(recv.0.stdout.take().unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = LineReader::new(jq.0.stdout.take().unwrap());
+    let mut err = LineReader::new(recv.0.stderr.take().unwrap());
     err.wait_for("listening", SLOW);
     assert!(
         err.seen.iter().any(|l| l.contains("pushes")),
@@ -573,9 +579,9 @@ fn follow_json_piped_into_jq_sees_each_message_as_it_arrives() {
         // Pushed, not polled (the poll interval is 60 s).
         assert!(took < Duration::from_secs(10), "{text} took {took:?}");
     }
-    signal(&recv, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut recv, SLOW), 0);
-    assert!(jq.wait().unwrap().success());
+    signal(&recv.0, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut recv.0, SLOW), 0);
+    assert!(jq.0.wait().unwrap().success());
     assert_eq!(out.rest(SLOW), Vec::<String>::new());
 }
 
@@ -706,4 +712,69 @@ fn every_help_teaches_identity_sources_and_exit_codes() {
     assert_eq!(r.code, 2);
     let r = Run::of(s.cmd(&[]).output().unwrap());
     assert_eq!(r.code, 2);
+}
+
+/// The auto-responder from docs/cli.md: a `--follow` pipeline that answers
+/// each message with `retalk send` from the same identity. The follower's
+/// held read must not block the sends.
+#[cfg(unix)]
+#[test]
+fn auto_responder_pipeline_answers_while_following() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let (s, _alice, bob) = pair(&relay);
+    let script = r#"
+retalk receive --follow --json -s ./bob |
+while read -r msg; do
+  sender=$(jq -r .from <<<"$msg")
+  text=$(jq -r .text <<<"$msg")
+  retalk send "$sender" "you said: $text" -s ./bob
+done
+"#;
+    let bin_dir = retalk_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut responder = KillOnDrop(
+        Command::new("bash")
+            .args(["-c", script])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", s.home())
+            .env("XDG_DATA_HOME", s.xdg())
+            .env("SERVER_URL", relay.url())
+            .env("PICKLE_SECRET", "bob-secret")
+            .current_dir(s.work())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let mut responder_err = LineReader::new(responder.0.stderr.take().unwrap());
+    responder_err.wait_for("listening", SLOW);
+
+    let mut f = Follower::start(follower(&s, "alice", &["--json"]));
+    for text in ["ping", "are you there?"] {
+        s.run("alice-secret", &["send", "bob", text, "-s", "./alice"])
+            .ok();
+        let reply = json(
+            &f.stdout
+                .next(SLOW)
+                .unwrap_or_else(|| panic!("no reply; responder said {:?}", responder_err.seen)),
+        );
+        assert_eq!(reply["text"], format!("you said: {text}").as_str());
+        assert_eq!(reply["from"], bob.as_str());
+    }
+    // Stop the whole pipeline (its process group).
+    let pgid = responder.0.id() as i32;
+    // SAFETY: signalling the process group we created above.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    wait_exit(&mut responder.0, SLOW);
+    signal(&f.child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut f.child, SLOW), 0);
 }

@@ -53,16 +53,6 @@ pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<(), CliError> {
     check_display_name(name)?;
     let relay = ctx.relay_override()?;
     let pass = ctx.passphrase(Purpose::Create)?;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::failure(format!("cannot create {}: {e}", dir.display()))
-            .hint("check the path and its permissions")
-    })?;
-    #[cfg(unix)]
-    {
-        // The directory holds encrypted keys and metadata: keep it private.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
     let me = backend::create(dir, pass.expose(), name, relay.as_deref()).await?;
     let id = me.user_id();
     let shown = if name.is_empty() {

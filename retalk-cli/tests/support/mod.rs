@@ -397,3 +397,14 @@ impl Drop for Follower {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed (and reaped) on drop, so a failing test leaves
+/// nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
