@@ -191,6 +191,7 @@ fn serialize(outcome: &Outcome) -> Vec<u8> {
 /// client went away) unregisters the waiter at once.
 async fn wait_for_mail(app: &App, plan: WaitPlan) -> Result<Vec<Mail>, WireError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(plan.secs);
+    let mut first = true;
     loop {
         // Register before looking, so mail stored in between still wakes us.
         let guard = app.waiters.register(&plan.caller);
@@ -208,6 +209,11 @@ async fn wait_for_mail(app: &App, plan: WaitPlan) -> Result<Vec<Mail>, WireError
         match app.writer.call(plan.caller.clone(), None, look).await? {
             Outcome::Mail { mail, .. } if !mail.is_empty() => return Ok(mail),
             _ => {}
+        }
+        if first {
+            // No id or key: just the fact, for operators and tests at debug.
+            tracing::debug!(waiters = app.waiters.count(), "a read is waiting for mail");
+            first = false;
         }
         tokio::select! {
             _ = &mut notified => {}

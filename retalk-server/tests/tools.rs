@@ -264,7 +264,7 @@ async fn info_advertises_policy_and_wait_support() {
     for path in ["/info", "/info/", "/prefix/info"] {
         let resp = r
             .http
-            .get(format!("{}{path}", r.url()))
+            .get(format!("{}{path}", r.addr()))
             .send()
             .await
             .unwrap();
@@ -279,14 +279,14 @@ async fn info_advertises_policy_and_wait_support() {
     }
     let resp = r
         .http
-        .get(format!("{}/nothing", r.url()))
+        .get(format!("{}/nothing", r.addr()))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"].is_string());
-    let resp = r.http.put(r.url()).body("{}").send().await.unwrap();
+    let resp = r.http.put(r.addr()).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 405);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("POST"));
@@ -297,7 +297,7 @@ async fn configured_group_size_is_served() {
     let r = start_with(|c| c.max_group_size = 7).await;
     let info: RelayInfo = r
         .http
-        .get(format!("{}/info", r.url()))
+        .get(format!("{}/info", r.addr()))
         .send()
         .await
         .unwrap()

@@ -136,12 +136,20 @@ impl User {
     /// Opens an existing identity. A wrong passphrase gives
     /// [`ClientError::WrongPassphrase`] and changes nothing; an empty folder
     /// gives [`ClientError::NoIdentity`].
+    ///
+    /// A folder made by the Python reference (retalk 0.0.1 `store.db`) is
+    /// taken over on its first open, with its secret as the passphrase (see
+    /// [`crate::migrate`]).
     pub async fn open(dir: &Path, passphrase: &str) -> Result<User, ClientError> {
         let (dir_o, pass) = (
             dir.to_owned(),
             zeroize::Zeroizing::new(passphrase.to_owned()),
         );
-        let store = blocking(move || Store::open(&dir_o, &pass).map_err(ClientError::from)).await?;
+        let store = blocking(move || {
+            crate::migrate::import_if_needed(&dir_o, &pass)?;
+            Store::open(&dir_o, &pass).map_err(ClientError::from)
+        })
+        .await?;
         let (account, name, relay) = store.tx(|t| {
             Ok::<_, ClientError>((
                 t.account()?,

@@ -2,29 +2,70 @@
 //!
 //! A retalk 0.0.1 identity folder (`DIR/store.db`, made by `retalk init DIR`
 //! of the Python CLI) is read with its secret, checked, and turned into this
-//! project's store in the same folder: same account (hence the same user
-//! id), sessions, saved peers, outbox, processed-message hashes, name, relay
-//! URL and fallback-key timestamp. See `docs/compatibility.md`.
+//! project's store (`DIR/retalk.db`, Argon2id-protected) in the same folder:
+//! same account (hence the same user id), sessions, saved peers, outbox,
+//! processed-message hashes, name, relay URL and fallback-key timestamp. The
+//! Python files are then moved into `DIR/python-0.0.1-backup/`, where the
+//! Python CLI can still open them (`retalk ... -s DIR/python-0.0.1-backup`).
+//! See `docs/compatibility.md`.
 //!
-//! [`python001`] reads and validates the reference's store without writing
-//! anything; a wrong secret is [`MigrateError::WrongSecret`].
+//! * [`python001`] reads and validates the reference's store without
+//!   writing anything; a wrong secret is [`MigrateError::WrongSecret`].
+//! * [`migrate_python_001`] performs the migration, [`import_if_needed`]
+//!   is what opening an identity calls (a no-op for anything but an
+//!   unmigrated Python folder).
+//!
+//! The secret that unlocked the Python identity (its `PICKLE_SECRET`)
+//! becomes the passphrase of the new store.
+//!
+//! Crash safety: the new store is built completely in a staging folder
+//! (`DIR/.retalk-migration/`) and moved into place with one `rename`, the
+//! commit point; only then are the Python files moved to the backup folder.
+//! An interruption before the commit leaves the Python folder as it was
+//! (the next attempt starts over); one after it is finished by the next
+//! [`import_if_needed`].
 
 pub mod python001;
 
 pub use python001::{is_python_identity, PythonIdentity};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Why an identity could not be migrated. Nothing was written in any case.
+use rusqlite::OptionalExtension;
+
+use crate::store::{
+    self, KdfParams, NewIdentity, OutboxRow, PeerRow, Store, StoreError, StoredSession,
+};
+
+/// Folder (inside the identity folder) the Python files are moved to.
+pub const BACKUP_DIR: &str = "python-0.0.1-backup";
+/// Staging folder for the store being built.
+const STAGING_DIR: &str = ".retalk-migration";
+/// `meta` key of the new store recording where it came from.
+pub const MIGRATED_FROM_KEY: &str = "migrated_from";
+/// Its value for this migration.
+pub const MIGRATED_FROM: &str = "python-retalk-0.0.1";
+
+/// Why an identity could not be migrated. Nothing in the Python folder was
+/// changed in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     /// The folder holds no Python 0.0.1 identity (`store.db` with an
     /// account).
     #[error("{0} holds no Python retalk 0.0.1 identity (no store.db with an account)")]
     NotPythonIdentity(PathBuf),
+    /// The folder was made, or opened once, by Python retalk 0.3.x, whose
+    /// store layout this migration does not read.
+    #[error("{0} holds a Python retalk 0.3.x identity (its store has {1}); only 0.0.1 identity folders can be taken over (nothing was changed)")]
+    Python03(PathBuf, &'static str),
     /// The secret does not decrypt the account.
-    #[error("wrong secret: it does not unlock the Python retalk 0.0.1 identity")]
+    #[error(
+        "wrong secret: it does not unlock the Python retalk 0.0.1 identity (nothing was changed)"
+    )]
     WrongSecret,
+    /// The folder already holds this project's store.
+    #[error("{0} already holds a retalk store (retalk.db); nothing to migrate")]
+    AlreadyMigrated(PathBuf),
     /// The store decrypted but something in it is malformed.
     #[error("the Python retalk 0.0.1 store is damaged: {0}")]
     Corrupt(String),
@@ -34,4 +75,300 @@ pub enum MigrateError {
     /// A file operation failed.
     #[error("{0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
+    /// Writing the new store failed.
+    #[error("writing the new store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<MigrateError> for crate::ClientError {
+    fn from(e: MigrateError) -> Self {
+        match e {
+            MigrateError::WrongSecret => crate::ClientError::WrongPassphrase,
+            MigrateError::NotPythonIdentity(p) => crate::ClientError::NoIdentity(p),
+            MigrateError::AlreadyMigrated(p) => crate::ClientError::AlreadyExists(p),
+            MigrateError::Store(s) => s.into(),
+            e @ MigrateError::Python03(..) => crate::ClientError::InvalidArgument(e.to_string()),
+            other => crate::ClientError::Store(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
+/// What a migration carried over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migrated {
+    /// The identity folder (now holding `retalk.db`).
+    pub dir: PathBuf,
+    /// Where the Python files went.
+    pub backup: PathBuf,
+    /// The user id (unchanged).
+    pub user_id: crate::UserId,
+    /// The self-chosen name.
+    pub name: String,
+    /// The saved relay URL, if any.
+    pub relay_url: Option<String>,
+    /// Olm sessions carried over.
+    pub sessions: usize,
+    /// Saved peers carried over.
+    pub peers: usize,
+    /// Unacknowledged messages carried over.
+    pub outbox: usize,
+    /// Processed-message hashes carried over.
+    pub processed: usize,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> MigrateError + '_ {
+    move |e| MigrateError::Io(path.to_path_buf(), e)
+}
+
+/// Whether `dir` holds this project's store (complete).
+fn has_our_store(dir: &Path) -> bool {
+    let path = dir.join(store::DB_FILE);
+    path.is_file()
+        && rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+            .and_then(|c| {
+                c.query_row("SELECT v FROM meta WHERE k='format_version'", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .ok()
+            })
+            .is_some()
+}
+
+/// Whether our store in `dir` was made by a migration.
+fn was_migrated(dir: &Path) -> bool {
+    rusqlite::Connection::open_with_flags(
+        dir.join(store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()
+    .and_then(|c| {
+        c.query_row("SELECT v FROM meta WHERE k=?1", [MIGRATED_FROM_KEY], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .ok()
+        .flatten()
+    })
+    .is_some()
+}
+
+/// Whether `dir` holds a Python 0.0.1 identity that has not been migrated.
+pub fn needs_migration(dir: &Path) -> bool {
+    !has_our_store(dir) && dir.join(python001::STORE_FILE).is_file()
+}
+
+/// What opening an identity calls first: migrates a Python 0.0.1 identity
+/// in `dir` with `secret` (returning what was carried over), finishes a
+/// migration that was interrupted after its commit point, and otherwise
+/// does nothing. Uses the default Argon2id cost.
+pub fn import_if_needed(dir: &Path, secret: &str) -> Result<Option<Migrated>, MigrateError> {
+    if has_our_store(dir) {
+        if dir.join(python001::STORE_FILE).is_file() && was_migrated(dir) {
+            let _lock = store::lock::lock_blocking(dir).map_err(io(dir))?;
+            move_python_files(dir, &backup_dir_for(dir)?)?;
+        }
+        return Ok(None);
+    }
+    if !dir.join(python001::STORE_FILE).is_file() {
+        return Ok(None);
+    }
+    migrate_python_001(dir, secret, KdfParams::default()).map(Some)
+}
+
+/// Migrates the Python 0.0.1 identity in `dir`: reads and checks it with
+/// `secret` (a wrong one changes nothing), writes `DIR/retalk.db` protected
+/// by `secret` through Argon2id with cost `kdf`, and moves the Python files
+/// into `DIR/python-0.0.1-backup/`.
+pub fn migrate_python_001(
+    dir: &Path,
+    secret: &str,
+    kdf: KdfParams,
+) -> Result<Migrated, MigrateError> {
+    if has_our_store(dir) {
+        return Err(MigrateError::AlreadyMigrated(dir.to_path_buf()));
+    }
+    // Read and check everything before writing anything, holding the
+    // reference's own lock (if it ever made one) so no Python process is in
+    // the middle of an operation.
+    let python_lock = python001::ReferenceLock::acquire(dir)?;
+    let mut py = python001::read(dir, secret)?;
+    let sessions = std::mem::take(&mut py.sessions);
+    let _lock = store::lock::lock_blocking(dir).map_err(io(dir))?;
+
+    let staging = dir.join(STAGING_DIR);
+    if staging.exists() {
+        // left by an attempt interrupted before its commit point
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    let session_count = write_store(&staging, secret, kdf, &py, sessions)?;
+
+    let backup = backup_dir_for(dir)?;
+    std::fs::create_dir_all(&backup).map_err(io(&backup))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let from = staging.join(format!("{}{suffix}", store::DB_FILE));
+        if from.exists() {
+            let to = dir.join(format!("{}{suffix}", store::DB_FILE));
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+        }
+    }
+    sync_dir(dir)?;
+    // committed: the folder now opens as our store
+    drop(python_lock);
+    move_python_files(dir, &backup)?;
+    std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    sync_dir(dir)?;
+    tracing::info!(
+        dir = %dir.display(),
+        user_id = %py.user_id,
+        "migrated a Python retalk 0.0.1 identity; original kept in {}",
+        backup.display()
+    );
+    Ok(Migrated {
+        dir: dir.to_path_buf(),
+        backup,
+        user_id: py.user_id.clone(),
+        name: py.name.clone(),
+        relay_url: py.server_url.clone(),
+        sessions: session_count,
+        peers: py.peers.len(),
+        outbox: py.outbox.len(),
+        processed: py.processed.len(),
+    })
+}
+
+/// The backup folder to use: `python-0.0.1-backup`, or `-2`, `-3`, ... when
+/// an earlier, different backup is already there (never overwritten).
+fn backup_dir_for(dir: &Path) -> Result<PathBuf, MigrateError> {
+    let current = std::fs::read(dir.join(python001::STORE_FILE)).ok();
+    for n in 1.. {
+        let candidate = if n == 1 {
+            dir.join(BACKUP_DIR)
+        } else {
+            dir.join(format!("{BACKUP_DIR}-{n}"))
+        };
+        let existing = candidate.join(python001::STORE_FILE);
+        if !existing.exists() {
+            return Ok(candidate);
+        }
+        if current.is_some() && std::fs::read(&existing).ok() == current {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Moves `store.db` and its companions (`-journal`, `-wal`, `-shm`,
+/// `.lock`) from `dir` into `backup`.
+fn move_python_files(dir: &Path, backup: &Path) -> Result<(), MigrateError> {
+    std::fs::create_dir_all(backup).map_err(io(backup))?;
+    for suffix in ["", "-journal", "-wal", "-shm", ".lock"] {
+        let name = format!("{}{suffix}", python001::STORE_FILE);
+        let from = dir.join(&name);
+        if from.exists() {
+            let to = backup.join(&name);
+            std::fs::rename(&from, &to).map_err(io(&to))?;
+        }
+    }
+    sync_dir(backup)?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), MigrateError> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Builds the new store in `staging`; returns how many sessions it holds.
+fn write_store(
+    staging: &Path,
+    secret: &str,
+    kdf: KdfParams,
+    py: &PythonIdentity,
+    py_sessions: Vec<(crate::UserId, vodozemac::olm::Session)>,
+) -> Result<usize, MigrateError> {
+    let (store, _fresh) = Store::create(
+        staging,
+        NewIdentity {
+            passphrase: secret,
+            name: &py.name,
+            relay_url: py.server_url.as_deref(),
+            kdf,
+        },
+    )?;
+    let own_key = py.account.curve25519_key().to_base64();
+    // In 0.0.1 sessions are never deleted and every processed hash comes
+    // from a message decrypted with the sender's session, so with a single
+    // session peer every processed hash is that peer's. With several, the
+    // sender of each is unknown (recorded as "").
+    let only_peer = match py_sessions.as_slice() {
+        [(peer, _)] => peer.as_str().to_owned(),
+        _ => String::new(),
+    };
+    let pins: std::collections::HashMap<&str, &str> = py
+        .peers
+        .iter()
+        .filter_map(|p| p.pin.as_ref().map(|k| (p.id.as_str(), k.as_str())))
+        .collect();
+    let mut sessions = 0;
+    store.tx(|t| {
+        t.save_account(&py.account)?;
+        t.set_meta("identity_key", &own_key)?;
+        t.set_meta("signing_key", &py.account.ed25519_key().to_base64())?;
+        t.set_meta("user_id", py.user_id.as_str())?;
+        if let Some(ts) = py.fallback_ts {
+            t.set_meta("fallback_ts", &ts.to_string())?;
+        }
+        t.set_meta(MIGRATED_FROM_KEY, MIGRATED_FROM)?;
+        t.set_meta("migrated_at", &store::now().to_string())?;
+        for (peer, session) in py_sessions {
+            // The peer's identity key: known from the session itself when
+            // the peer started it (an inbound session records the sender's
+            // key); otherwise from an explicit pin; otherwise not recorded
+            // by the reference ("" = unknown; the user id still pins it).
+            let theirs = session.session_keys().identity_key.to_base64();
+            let peer_key = if theirs != own_key {
+                theirs
+            } else {
+                pins.get(peer.as_str())
+                    .map(|k| k.to_string())
+                    .unwrap_or_default()
+            };
+            t.save_session(
+                peer.as_str(),
+                &StoredSession {
+                    session_id: session.session_id(),
+                    peer_key,
+                    session,
+                },
+            )?;
+            sessions += 1;
+        }
+        for row in &py.outbox {
+            t.outbox_insert(&OutboxRow {
+                id: row.id.clone(),
+                peer: row.peer.as_str().to_owned(),
+                mtype: row.mtype,
+                body: row.body.clone(),
+            })?;
+        }
+        for p in &py.processed {
+            t.processed_insert(&p.hash, &p.msg_id, &only_peer)?;
+        }
+        for p in &py.peers {
+            t.peer_upsert(&PeerRow {
+                name: p.name.clone(),
+                id: p.id.as_str().to_owned(),
+                pin: p.pin.as_ref().map(|k| k.as_str().to_owned()),
+            })?;
+        }
+        Ok::<_, StoreError>(())
+    })?;
+    drop(store);
+    Ok(sessions)
 }

@@ -623,3 +623,156 @@ impl PyUser {
         out["outbox"].as_array().unwrap().clone()
     }
 }
+
+/// Our CLI binary (`retalk`, package `retalk-cli`), built once per test
+/// process with the same cargo and profile as this test (a no-op when
+/// `cargo test --workspace` already built it).
+pub fn rust_cli_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        // this test binary is target/<profile>/deps/NAME-HASH
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let target_dir = profile_dir.parent().unwrap().to_path_buf();
+        let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+            "debug" => "dev".to_owned(),
+            other => other.to_owned(),
+        };
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "retalk-cli", "--bin", "retalk"])
+            .arg("--profile")
+            .arg(&profile)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(root())
+            .output()
+            .expect("run cargo build for the retalk CLI");
+        assert!(
+            out.status.success(),
+            "building the retalk CLI failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("harness: retalk CLI ready in {:?}", started.elapsed());
+        profile_dir.join("retalk")
+    })
+}
+
+/// Runs our CLI with an isolated `home` and `env`.
+pub fn rust_cli(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(rust_cli_exe());
+    cmd.args(args);
+    isolate_env(&mut cmd, home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run the retalk CLI")
+}
+
+/// Like [`rust_cli`], panicking unless it exits 0; returns stdout.
+#[track_caller]
+pub fn rust_cli_ok(home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = rust_cli(home, args, env);
+    assert!(
+        out.status.success(),
+        "retalk {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A current-thread runtime for driving our (async) client library.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Cheap Argon2id parameters for test identities (the cost is stored per
+/// identity; the migration tests cover the defaults).
+pub fn cheap() -> retalk::CreateOptions {
+    retalk::CreateOptions {
+        kdf: retalk::KdfParams {
+            m_kib: 256,
+            t: 1,
+            p: 1,
+        },
+    }
+}
+
+/// A new Rust identity `root/NAME` (passphrase `NAME-secret`) using relay
+/// `url`, with `otks` one-time keys published.
+pub fn rust_user(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    name: &str,
+    url: &str,
+    otks: usize,
+) -> retalk::User {
+    let u = rt
+        .block_on(retalk::User::create_with(
+            &root.join(name),
+            &format!("{name}-secret"),
+            name,
+            Some(url),
+            cheap(),
+        ))
+        .unwrap();
+    rt.block_on(u.publish(otks, false)).unwrap();
+    u
+}
+
+/// `(from, name, text)` of messages our library returned.
+pub fn triples(msgs: &[retalk::Message]) -> Vec<(String, String, String)> {
+    msgs.iter()
+        .map(|m| (m.from.to_string(), m.name.clone(), m.text.clone()))
+        .collect()
+}
+
+/// A Python 0.3.0 user `pyu` that blocks the Rust user `rust` refuses its
+/// message with a signed nack (through whatever relay both use); our
+/// client's re-send gets the refused-body answer, verifies the signature,
+/// drops the message and its sessions with that peer, and its next message
+/// starts a new session that arrives once the block is lifted.
+pub fn python_030_refuses_rust_sender(
+    py: &PyRef,
+    rt: &tokio::runtime::Runtime,
+    rust: &retalk::User,
+    pyu: &PyUser,
+    pyu_id: &str,
+) {
+    assert_eq!(pyu.ver, Ver::V030);
+    let p = retalk::UserId::parse(pyu_id, "peer").unwrap();
+    let r = rust.user_id().to_string();
+    rt.block_on(rust.send(&p, "you will refuse this")).unwrap();
+    assert_eq!(rust.session_count(&p).unwrap(), 1);
+    let got = py.drive(
+        Ver::V030,
+        "receive",
+        &pyu.args(serde_json::json!({"user_kwargs": {"blocked": [r]}})),
+    );
+    assert_eq!(got["messages"], serde_json::json!([]), "blocked: dropped");
+    assert_eq!(rust.outbox_len().unwrap(), 1);
+    assert_eq!(
+        rt.block_on(rust.flush_outbox(Duration::ZERO)).unwrap(),
+        0,
+        "refused, not re-sent"
+    );
+    assert_eq!(
+        rust.outbox_len().unwrap(),
+        0,
+        "the verified refusal dropped it"
+    );
+    assert_eq!(rust.session_count(&p).unwrap(), 0, "sessions reset");
+    rt.block_on(rust.send(&p, "fresh start")).unwrap();
+    assert_eq!(rust.session_count(&p).unwrap(), 1);
+    assert_eq!(
+        pyu.receive(py),
+        vec![(r, format!("~{}", rust.name()), "fresh start".to_owned())]
+    );
+}

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -91,4 +93,42 @@ pub async fn receive_n(u: &User, n: usize) -> Vec<retalk::Message> {
         }
     }
     got
+}
+
+/// Environment variable that turns a test binary run into a child process
+/// of a multi-process test (its value names the role).
+pub const CHILD_ROLE: &str = "RETALK_TEST_CHILD";
+
+/// The role of this process when a test re-ran its own binary.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// Runs test `test_name` of this same test binary as a child process with
+/// extra environment; returns its exit status and output. Async (tokio's
+/// process API) because the relay the child talks to runs on this
+/// process's runtime.
+pub async fn run_child(test_name: &str, envs: &[(&str, String)]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(PATIENCE, cmd.output())
+        .await
+        .expect("child process did not finish in time")
+        .unwrap()
+}
+
+/// Text of a child's output, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }

@@ -89,23 +89,33 @@ pub fn send_req(to: &UserId, text: &str) -> SendMessage {
 }
 
 impl TestRelay {
+    /// The audience requests are signed for (not necessarily reachable).
     pub fn url(&self) -> String {
         self.relay.url()
     }
 
+    /// Where the relay really listens, on loopback.
+    pub fn addr(&self) -> String {
+        format!("http://{}", self.relay.local_addr())
+    }
+
     /// POSTs raw bytes; returns the status and the parsed JSON body.
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        post_raw(&self.http, &self.url(), body).await
+        post_raw(&self.http, &self.addr(), body).await
     }
 
     /// A signed call in the default (both-names) dialect.
-    pub async fn call<T: Tool>(&self, signer: &dyn RequestSigner, tool: &T) -> (u16, Value) {
+    pub async fn call<T: Tool>(
+        &self,
+        signer: &(dyn RequestSigner + Sync),
+        tool: &T,
+    ) -> (u16, Value) {
         self.call_as(signer, tool, Dialect::Both).await
     }
 
     pub async fn call_as<T: Tool>(
         &self,
-        signer: &dyn RequestSigner,
+        signer: &(dyn RequestSigner + Sync),
         tool: &T,
         dialect: Dialect,
     ) -> (u16, Value) {
@@ -114,7 +124,7 @@ impl TestRelay {
     }
 
     /// A call that must succeed.
-    pub async fn ok<T: Tool>(&self, signer: &dyn RequestSigner, tool: &T) -> Value {
+    pub async fn ok<T: Tool>(&self, signer: &(dyn RequestSigner + Sync), tool: &T) -> Value {
         let (status, body) = self.call(signer, tool).await;
         assert_eq!(status, 200, "{} failed: {body}", T::NAME);
         body
@@ -153,4 +163,42 @@ pub fn error_text(body: &Value) -> &str {
     body["error"]
         .as_str()
         .unwrap_or_else(|| panic!("no error text in {body}"))
+}
+
+/// A correctly signed request for any tool name and any args (including
+/// ones the relay must refuse), so a refusal is about the args alone.
+pub fn signed_body(
+    signer: &dyn RequestSigner,
+    tool: &str,
+    args: serde_json::Map<String, Value>,
+    audience: &str,
+) -> Vec<u8> {
+    let hash = retalk::proto::args_sha256(&args).unwrap();
+    let auth = retalk::proto::Auth::sign(
+        signer,
+        tool,
+        audience,
+        &hash,
+        now(),
+        retalk::proto::Nonce::random(),
+    )
+    .unwrap();
+    let mut args = args;
+    args.insert("auth".into(), auth.to_value(Dialect::Both));
+    serde_json::json!({"tool": tool, "args": args})
+        .to_string()
+        .into_bytes()
+}
+
+/// Waits (bounded) until `cond` holds, polling; for states with no event to
+/// await (e.g. the relay's waiter count).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

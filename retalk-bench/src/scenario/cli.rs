@@ -1,0 +1,246 @@
+//! `cli`: what a person or script waits for when using the `retalk`
+//! command: the wall time of one `retalk send` to a known peer (process
+//! start, unlocking the identity with its key derivation, encryption,
+//! the signed request, exit), of one `retalk receive` of an empty mailbox,
+//! and the delivery latency through the real pipe: `retalk send` in one
+//! process to the line appearing on the stdout of a
+//! `retalk receive --follow --json` running in another.
+//!
+//! Works with any CLI that has the reference command shapes
+//! (`init DIR`, `add -s DIR NAME ID`, `send -s DIR PEER TEXT`,
+//! `receive -s DIR [--follow] [--json]`, the secret in `PICKLE_SECRET`, the
+//! relay in `--server`): ours and the Python reference's.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::stats::{table, Latency, Recorder};
+use crate::target_relay::{RelayArgs, UnderTest};
+
+/// Options of the `cli` scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CliArgs {
+    #[command(flatten)]
+    pub relay: RelayArgs,
+    /// The `retalk` executable to measure (default: the one next to this
+    /// binary, i.e. target/release/retalk).
+    #[arg(long)]
+    pub cli: Option<PathBuf>,
+    /// Timed runs of each command.
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// Messages timed through the `receive --follow --json` pipe.
+    #[arg(long, default_value_t = 30)]
+    pub pipe_messages: usize,
+    /// Seconds to wait for a message to come out of the pipe.
+    #[arg(long, default_value_t = 15.0)]
+    pub pipe_timeout: f64,
+}
+
+/// What `cli` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CliReport {
+    /// The CLI measured.
+    pub cli: String,
+    /// The relay it talked to.
+    pub relay: String,
+    /// Wall time of `retalk send` to a known peer with an open session.
+    pub send: Latency,
+    /// Wall time of `retalk receive` of an empty mailbox.
+    pub receive_empty: Latency,
+    /// `retalk send` start to the message line on the follower's stdout.
+    pub pipe: Latency,
+    /// Pipe messages that never came out.
+    pub pipe_lost: u64,
+}
+
+const SECRET: &str = "retalk-bench secret";
+
+struct Cli {
+    bin: PathBuf,
+    server: String,
+}
+
+impl Cli {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("PICKLE_SECRET", SECRET)
+            .env("RETALK_PASSPHRASE", SECRET)
+            .env("SERVER_URL", &self.server)
+            .env("RETALK_SERVER", &self.server)
+            .env_remove("STORE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs to completion; stdout on success, the reason otherwise.
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .cmd(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`retalk {}` failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn timed(&self, args: &[&str]) -> Result<Duration, String> {
+        let t = Instant::now();
+        self.run(args)?;
+        Ok(t.elapsed())
+    }
+
+    fn init(&self, dir: &Path, name: &str) -> Result<String, String> {
+        let d = dir.to_string_lossy();
+        let out = self.run(&["init", &d, "--name", name, "--server", &self.server])?;
+        out.lines()
+            .map(str::trim)
+            .find(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`retalk init` printed no user id: {out:?}"))
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(args: &CliArgs) -> Result<CliReport, String> {
+    let under = args.relay.open().await.map_err(|e| e.to_string())?;
+    run_on(&under, args)
+}
+
+/// Runs the scenario against an open relay (blocking: it waits on
+/// processes).
+pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
+    let bin = args
+        .cli
+        .clone()
+        .unwrap_or_else(|| crate::target_relay::sibling("retalk"));
+    let cli = Cli {
+        bin: bin.clone(),
+        server: under.relay().target.url.clone(),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix("retalk-bench-cli-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let (a, b) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    let (sa, sb) = (a.to_string_lossy(), b.to_string_lossy());
+    eprintln!("cli: setting up two identities with {}", bin.display());
+    let ida = cli.init(&a, "alice")?;
+    let idb = cli.init(&b, "bob")?;
+    cli.run(&["add", "-s", &sa, "bob", &idb])?;
+    cli.run(&["add", "-s", &sb, "alice", &ida])?;
+    // Make bob a known peer with an established session: the first message
+    // carries the pre-key handshake, later ones do not.
+    cli.run(&["send", "-s", &sa, "bob", "hello"])?;
+    cli.run(&["receive", "-s", &sb])?;
+    cli.run(&["send", "-s", &sb, "alice", "hello back"])?;
+    cli.run(&["receive", "-s", &sa])?;
+
+    eprintln!(
+        "cli: timing {} sends and {} empty receives",
+        args.runs, args.runs
+    );
+    let mut send = Recorder::default();
+    for i in 0..args.runs {
+        send.record(cli.timed(&["send", "-s", &sa, "bob", &format!("timed {i}")])?);
+    }
+    cli.run(&["receive", "-s", &sb])?;
+    let mut receive_empty = Recorder::default();
+    for _ in 0..args.runs {
+        receive_empty.record(cli.timed(&["receive", "-s", &sb])?);
+    }
+
+    eprintln!(
+        "cli: timing {} messages through receive --follow --json",
+        args.pipe_messages
+    );
+    let mut follower = cli
+        .cmd(&["receive", "-s", &sb, "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = follower.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel::<(String, Instant)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((line, Instant::now())).is_err() {
+                break;
+            }
+        }
+    });
+    // Let the follower start and reach its waiting read.
+    std::thread::sleep(Duration::from_millis(1500));
+    while rx.try_recv().is_ok() {}
+    let mut pipe = Recorder::default();
+    let mut pipe_lost = 0;
+    for i in 0..args.pipe_messages {
+        let text = format!("pipe-{i}-{}", rand::random::<u32>());
+        let t0 = Instant::now();
+        cli.run(&["send", "-s", &sa, "bob", &text])?;
+        let deadline = t0 + Duration::from_secs_f64(args.pipe_timeout);
+        let mut got = None;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok((line, at)) if line.contains(&text) => {
+                    got = Some(at);
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        match got {
+            Some(at) => pipe.record(at - t0),
+            None => pipe_lost += 1,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    Ok(CliReport {
+        cli: bin.display().to_string(),
+        relay: under.label(),
+        send: send.latency(),
+        receive_empty: receive_empty.latency(),
+        pipe: pipe.latency(),
+        pipe_lost,
+    })
+}
+
+/// The human-readable form.
+pub fn render(reports: &[CliReport]) -> String {
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{} via {}", r.cli, r.relay),
+                r.send.cell(),
+                r.receive_empty.cell(),
+                format!("{} ({} lost)", r.pipe.cell(), r.pipe_lost),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CLI",
+            "send wall p50 / p99 / max",
+            "empty receive wall p50 / p99 / max",
+            "send → follow --json line p50 / p99 / max",
+        ],
+        &rows,
+    )
+}

@@ -1,0 +1,9 @@
+//! The scenarios, one module each; `all` runs the set side by side.
+
+pub mod all;
+pub mod cli;
+pub mod latency;
+pub mod read;
+pub mod send;
+pub mod verify;
+pub mod waiters;

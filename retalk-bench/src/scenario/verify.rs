@@ -1,0 +1,206 @@
+//! `verify`: the ceiling. Every request a relay accepts costs at least one
+//! Ed25519 signature verification, so verifications per second on this
+//! machine bound any relay's request rate here; a relay's throughput is
+//! best read as a fraction of this.
+//!
+//! Measured on 1 thread and on every core, for: the bare `verify_strict`
+//! our relay calls; batch verification (what a relay could use if it
+//! verified queued requests together); and the whole per-request work a
+//! relay does before touching storage (parse the JSON body, canonicalise
+//! and hash the args, check the fingerprint, timestamp and signature).
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, Signer, SigningKey as DalekKey, VerifyingKey};
+use retalk::proto::SignedRequest;
+use serde::Serialize;
+
+use crate::stats::table;
+use crate::wire::{message, now_secs, User};
+
+/// Options of the `verify` scenario.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Seconds to run each measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Signatures per batch for batch verification.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Ciphertext bytes of the send_message used for the full request check.
+    #[arg(long, default_value_t = 256)]
+    pub body_bytes: usize,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRow {
+    /// What was measured.
+    pub what: String,
+    /// Threads.
+    pub threads: usize,
+    /// Operations per second, all threads together.
+    pub per_second: f64,
+    /// Microseconds per operation on one thread.
+    pub micros_each: f64,
+}
+
+/// What `verify` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The measurements.
+    pub rows: Vec<VerifyRow>,
+    /// CPUs available to this process.
+    pub cpus: usize,
+}
+
+/// Runs `op` on `threads` threads for `secs`, returning operations/s
+/// (`op` returns how many operations it did per call).
+fn rate<F>(threads: usize, secs: f64, op: F) -> f64
+where
+    F: Fn(usize) -> u64 + Sync,
+{
+    let op = &op;
+    let total: u64 = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let end = Instant::now() + Duration::from_secs_f64(secs);
+                    let mut n = 0u64;
+                    let mut i = t * 7919;
+                    while Instant::now() < end {
+                        for _ in 0..16 {
+                            n += op(i);
+                            i += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    total as f64 / secs
+}
+
+/// Runs the scenario.
+pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // Signed texts shaped like real ones (tool|audience|id|ts|nonce|hash).
+    let keys: Vec<DalekKey> = (0..256)
+        .map(|_| DalekKey::generate(&mut rand::rngs::OsRng))
+        .collect();
+    let samples: Vec<(VerifyingKey, Vec<u8>, Signature)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let text = format!(
+                "send_message|http://127.0.0.1:8766|{:032x}|{}|{:022}|{:064x}",
+                i,
+                now_secs(),
+                i,
+                i
+            )
+            .into_bytes();
+            let sig = k.sign(&text);
+            (k.verifying_key(), text, sig)
+        })
+        .collect();
+    // Real request bodies, parsed and checked as a relay does.
+    let relay = crate::wire::Relay::new("http://127.0.0.1:8766", None)?;
+    let users = User::many(16);
+    let bodies: Vec<Vec<u8>> = (0..256)
+        .map(|i| {
+            let raw = relay.signed(
+                &users[i % 16],
+                &message(&users[(i + 1) % 16].id, args.body_bytes, i as u64),
+            );
+            // Strip the HTTP head: the relay parses only the body.
+            let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+            raw[at..].to_vec()
+        })
+        .collect();
+    let audiences = vec![relay.audience.clone()];
+    let now = now_secs();
+    let check = |i: usize| {
+        let req = SignedRequest::parse(&bodies[i % bodies.len()]).expect("valid request");
+        req.auth
+            .verify(req.call.name(), &audiences, &req.args_sha256, now)
+            .expect("valid signature");
+        1
+    };
+    check(0);
+
+    let mut rows = Vec::new();
+    let mut threads_list = vec![1];
+    if cpus > 1 {
+        threads_list.push(cpus);
+    }
+    for &threads in &threads_list {
+        let strict = rate(threads, args.seconds, |i| {
+            let (k, m, s) = &samples[i % samples.len()];
+            k.verify_strict(m, s).expect("valid");
+            1
+        });
+        rows.push(VerifyRow {
+            what: "Ed25519 verify_strict (what the relay calls)".into(),
+            threads,
+            per_second: strict,
+            micros_each: 0.0,
+        });
+        let batch = args.batch.max(1);
+        let batched = rate(threads, args.seconds, |i| {
+            let start = (i * batch) % samples.len();
+            let chunk: Vec<&(VerifyingKey, Vec<u8>, Signature)> = (0..batch)
+                .map(|j| &samples[(start + j) % samples.len()])
+                .collect();
+            let msgs: Vec<&[u8]> = chunk.iter().map(|c| c.1.as_slice()).collect();
+            let sigs: Vec<Signature> = chunk.iter().map(|c| c.2).collect();
+            let vks: Vec<VerifyingKey> = chunk.iter().map(|c| c.0).collect();
+            ed25519_dalek::verify_batch(&msgs, &sigs, &vks).expect("valid batch");
+            batch as u64
+        });
+        rows.push(VerifyRow {
+            what: format!("Ed25519 batch verify ({batch} per batch)"),
+            threads,
+            per_second: batched,
+            micros_each: 0.0,
+        });
+        let full = rate(threads, args.seconds, check);
+        rows.push(VerifyRow {
+            what: format!(
+                "full request check: parse send_message ({} B body) + auth verify",
+                args.body_bytes
+            ),
+            threads,
+            per_second: full,
+            micros_each: 0.0,
+        });
+    }
+    for r in &mut rows {
+        r.micros_each = 1e6 * r.threads as f64 / r.per_second;
+    }
+    Ok(VerifyReport { rows, cpus })
+}
+
+/// The human-readable form.
+pub fn render(r: &VerifyReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|v| {
+            vec![
+                v.what.clone(),
+                v.threads.to_string(),
+                format!("{:.0}", v.per_second),
+                format!("{:.1} µs", v.micros_each),
+            ]
+        })
+        .collect();
+    table(
+        &["operation", "threads", "per second", "CPU time each"],
+        &rows,
+    )
+}
