@@ -669,12 +669,16 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut delivered = Vec::with_capacity(rows.len());
         for (peer, msg_id, sealed) in rows {
-            let plain = self
+            // A row that does not open (damaged file) must not block every
+            // later receive: it is dropped with a warning.
+            let Some(v) = self
                 .keys
                 .open(DELIVERED_PURPOSE, &sealed)
-                .ok_or_else(|| StoreError::Corrupt("a stored message does not decrypt".into()))?;
-            let v: serde_json::Value = serde_json::from_slice(&plain)
-                .map_err(|_| StoreError::Corrupt("a stored message is not JSON".into()))?;
+                .and_then(|plain| serde_json::from_slice::<serde_json::Value>(&plain).ok())
+            else {
+                tracing::warn!(peer, "dropping a stored message that does not decrypt");
+                continue;
+            };
             let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
             delivered.push(DeliveredRow {
                 peer,
@@ -802,11 +806,13 @@ impl Tx<'_> {
     }
 
     /// The identity keys of the sessions held with `peer` (for checking a
-    /// new pin against what a handshake already verified).
+    /// new pin against what a handshake already verified). Sessions whose
+    /// peer key is unknown (`""`: imported from a Python 0.0.1 store, which
+    /// does not record it for sessions it started) are left out.
     pub fn session_keys(&self, peer: &str) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT peer_key FROM sessions WHERE peer=?1")?;
+            .prepare("SELECT DISTINCT peer_key FROM sessions WHERE peer=?1 AND peer_key != ''")?;
         let rows = stmt
             .query_map([peer], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
