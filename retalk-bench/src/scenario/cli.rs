@@ -51,6 +51,13 @@ pub struct CliReport {
     pub relay: String,
     /// Wall time of `retalk send` to a known peer with an open session.
     pub send: Latency,
+    /// Wall time of `retalk id`: process start and unlocking the identity
+    /// (the passphrase's key derivation), no network: the floor under every
+    /// command.
+    pub id: Latency,
+    /// The client's default Argon2id derivation alone, run in this process
+    /// (the part of every command's unlock that is there by design).
+    pub argon2id: Latency,
     /// Wall time of `retalk receive` of an empty mailbox.
     pub receive_empty: Latency,
     /// `retalk send` start to the message line on the follower's stdout.
@@ -113,6 +120,17 @@ impl Cli {
     }
 }
 
+/// One Argon2id derivation with the client's default cost (64 output
+/// bytes, as the client's store derives).
+fn argon2id_default(passphrase: &str) -> Result<(), String> {
+    let k = retalk::KdfParams::default();
+    let p = argon2::Params::new(k.m_kib, k.t, k.p, Some(64)).map_err(|e| e.to_string())?;
+    let kdf = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    let mut out = [0u8; 64];
+    kdf.hash_password_into(passphrase.as_bytes(), &[7u8; 16], &mut out)
+        .map_err(|e| e.to_string())
+}
+
 /// Runs the scenario.
 pub async fn run(args: &CliArgs) -> Result<CliReport, String> {
     let under = args.relay.open().await.map_err(|e| e.to_string())?;
@@ -160,6 +178,16 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
         send.record(cli.timed(&["send", "-s", &sa, "bob", &format!("timed {i}")])?);
     }
     cli.run(&["receive", "-s", &sb])?;
+    let mut id = Recorder::default();
+    for _ in 0..args.runs {
+        id.record(cli.timed(&["id", "-s", &sa])?);
+    }
+    let mut argon2id = Recorder::default();
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        argon2id_default(SECRET)?;
+        argon2id.record(t.elapsed());
+    }
     let mut receive_empty = Recorder::default();
     for _ in 0..args.runs {
         receive_empty.record(cli.timed(&["receive", "-s", &sb])?);
@@ -222,6 +250,8 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
         cli: parts[parts.len().saturating_sub(3)..].join("/"),
         relay: under.label(),
         send: send.latency(),
+        id: id.latency(),
+        argon2id: argon2id.latency(),
         receive_empty: receive_empty.latency(),
         pipe: pipe.latency(),
         pipe_lost,
@@ -235,6 +265,8 @@ pub fn render(reports: &[CliReport]) -> String {
         .map(|r| {
             vec![
                 format!("{} via {}", r.cli, r.relay),
+                r.argon2id.cell(),
+                r.id.cell(),
                 r.send.cell(),
                 r.receive_empty.cell(),
                 format!("{} ({} lost)", r.pipe.cell(), r.pipe_lost),
@@ -244,6 +276,8 @@ pub fn render(reports: &[CliReport]) -> String {
     table(
         &[
             "CLI",
+            "Argon2id alone p50 / p99 / max",
+            "id (unlock only) p50 / p99 / max",
             "send wall p50 / p99 / max",
             "empty receive wall p50 / p99 / max",
             "send → follow --json line p50 / p99 / max",
