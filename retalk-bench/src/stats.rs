@@ -137,15 +137,23 @@ impl Errors {
 
 /// Renders rows as an aligned plain-text table (also valid Markdown).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    // A row with more cells than the header gets blank headings rather
+    // than losing data.
+    let n = rows
+        .iter()
+        .map(Vec::len)
+        .chain([header.len()])
+        .max()
+        .unwrap_or(0);
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths = vec![0usize; n];
+    for r in rows.iter().chain(std::iter::once(&head)) {
         for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
+            widths[i] = widths[i].max(c.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |mut cells: Vec<String>| {
+        cells.resize(n, String::new());
         let mut s = String::from("|");
         for (i, c) in cells.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
@@ -157,7 +165,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         s.push('\n');
         s
     };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    let mut out = line(head.clone());
     out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
     for r in rows {
         out.push_str(&line(r.clone()));

@@ -39,10 +39,14 @@ pub struct VerifyRow {
     pub what: String,
     /// Threads.
     pub threads: usize,
-    /// Operations per second, all threads together.
+    /// Operations per second of wall time, all threads together (depends
+    /// on what else the machine is doing).
     pub per_second: f64,
-    /// Microseconds per operation on one thread.
+    /// CPU microseconds per operation, from the threads' own CPU clocks.
     pub micros_each: f64,
+    /// Operations per second one core would do if it did nothing else
+    /// (`1 / micros_each`): the load-independent ceiling per core.
+    pub per_core_second: f64,
 }
 
 /// What `verify` measured.
@@ -54,18 +58,32 @@ pub struct VerifyReport {
     pub cpus: usize,
 }
 
-/// Runs `op` on `threads` threads for `secs`, returning operations/s
-/// (`op` returns how many operations it did per call).
-fn rate<F>(threads: usize, secs: f64, op: F) -> f64
+/// CPU time this thread has used, seconds.
+fn thread_cpu() -> f64 {
+    // SAFETY: clock_gettime writes into the zeroed timespec we pass.
+    unsafe {
+        let mut t: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t);
+        t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+    }
+}
+
+/// Runs `op` on `threads` threads for `secs` of wall time (`op` returns
+/// how many operations it did per call). Returns operations per wall
+/// second (all threads) and CPU seconds per operation. The second is what
+/// a busy machine cannot distort much: it counts only the time the threads
+/// actually ran.
+fn rate<F>(threads: usize, secs: f64, op: F) -> (f64, f64)
 where
     F: Fn(usize) -> u64 + Sync,
 {
     let op = &op;
-    let total: u64 = std::thread::scope(|s| {
+    let (total, cpu): (u64, f64) = std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
                     let end = Instant::now() + Duration::from_secs_f64(secs);
+                    let cpu0 = thread_cpu();
                     let mut n = 0u64;
                     let mut i = t * 7919;
                     while Instant::now() < end {
@@ -74,13 +92,15 @@ where
                             i += 1;
                         }
                     }
-                    n
+                    (n, thread_cpu() - cpu0)
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().expect("thread")).sum()
+        hs.into_iter()
+            .map(|h| h.join().expect("thread"))
+            .fold((0, 0.0), |(n, c), (n2, c2)| (n + n2, c + c2))
     });
-    total as f64 / secs
+    (total as f64 / secs, cpu / total.max(1) as f64)
 }
 
 /// Runs the scenario.
@@ -141,12 +161,13 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
     let secs = args.seconds;
     let batch = args.batch.max(1);
     for &threads in &threads_list {
-        let mut row = |what: String, per_second: f64| {
+        let mut row = |what: String, (per_second, cpu_each): (f64, f64)| {
             rows.push(VerifyRow {
                 what,
                 threads,
                 per_second,
-                micros_each: 0.0,
+                micros_each: cpu_each * 1e6,
+                per_core_second: 1.0 / cpu_each.max(1e-12),
             })
         };
         row(
@@ -207,9 +228,6 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
             }),
         );
     }
-    for r in &mut rows {
-        r.micros_each = 1e6 * r.threads as f64 / r.per_second;
-    }
     Ok(VerifyReport { rows, cpus })
 }
 
@@ -224,11 +242,18 @@ pub fn render(r: &VerifyReport) -> String {
                 v.threads.to_string(),
                 format!("{:.0}", v.per_second),
                 format!("{:.1} µs", v.micros_each),
+                format!("{:.0}", v.per_core_second),
             ]
         })
         .collect();
     table(
-        &["operation", "threads", "per second", "CPU time each"],
+        &[
+            "operation",
+            "threads",
+            "per second (wall)",
+            "CPU time each",
+            "per CPU-second",
+        ],
         &rows,
     )
 }
