@@ -238,7 +238,25 @@ impl Managed {
 }
 
 impl Drop for Managed {
+    /// Stops the relay; if its log reports errors, shows them, since the
+    /// log goes away with the temporary directory and a refusal counted in
+    /// a table says nothing about its cause.
     fn drop(&mut self) {
         self.stop();
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("Traceback") || l.contains("panicked"))
+            .collect();
+        if !errors.is_empty() {
+            eprintln!(
+                "{} relay log had {} error line(s); the last ones:",
+                self.kind.label(),
+                errors.len()
+            );
+            for l in errors.iter().rev().take(5).rev() {
+                eprintln!("  {l}");
+            }
+        }
     }
 }
