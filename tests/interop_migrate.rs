@@ -400,3 +400,106 @@ fn user_open_takes_over_a_python_folder() {
         Err(retalk::ClientError::WrongPassphrase)
     ));
 }
+
+/// Folders of Python retalk 0.3.x (made by it, or a 0.0.1 folder it has
+/// opened, which upgrades the tables in place) are refused with a clear
+/// error and left unchanged; they are not mistaken for 0.0.1 folders.
+#[test]
+fn python_030_folders_are_refused_unchanged() {
+    let Some(py) = harness::pyref("interop_migrate::python_030_folders_are_refused_unchanged")
+    else {
+        return;
+    };
+    let tmp = tempdir("migrate-030");
+    copy_fixture(tmp.path());
+    let made = tmp.path().join("made-by-030");
+    let upgraded = tmp.path().join("bob");
+    harness::parallel(
+        vec![(&made, "s3"), (&upgraded, "bob-secret")],
+        |(dir, secret)| py.drive(Ver::V030, "user_id", &json!({"dir": dir, "secret": secret})),
+    );
+    let rt = harness::runtime();
+    for dir in [&made, &upgraded] {
+        let before = snapshot(dir);
+        let err = python001::read(dir, "whatever").unwrap_err();
+        assert!(matches!(err, MigrateError::Python03(..)), "{err:?}");
+        assert!(err.to_string().contains("0.3.x"), "{err}");
+        let err = rt
+            .block_on(retalk::User::open(dir, "bob-secret"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, retalk::ClientError::InvalidArgument(m) if m.contains("0.3.x")),
+            "{err:?}"
+        );
+        assert_eq!(&snapshot(dir), &before, "nothing changed");
+    }
+}
+
+/// Rows the 0.0.1 store does not attribute are still honoured after the
+/// migration: a peer whose session Alice started (the reference never
+/// records that peer's identity key) can be pinned afterwards, and a copy
+/// of a message Alice decrypted before the migration (the reference's
+/// `processed` rows name no sender) is acknowledged again when its sender
+/// re-sends it, which empties that sender's outbox.
+#[test]
+fn unattributed_rows_after_migration() {
+    let Some(py) = harness::pyref("interop_migrate::unattributed_rows_after_migration") else {
+        return;
+    };
+    let tmp = tempdir("migrate-unattributed");
+    let relay = harness::RustRelay::start(&tmp.path().join("server.db"));
+    let user = |name: &str| harness::PyUser {
+        store: tmp.path().join(name).join("store.db"),
+        ..harness::PyUser::new(Ver::V001, tmp.path(), name, &relay.url)
+    };
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    let ids = harness::parallel(vec![&alice, &bob, &carol], |u| {
+        std::fs::create_dir_all(u.store.parent().unwrap()).unwrap();
+        u.publish(py, 5)
+    });
+    let b_id = &ids[1];
+    // Alice starts a session with Bob; Carol starts one with Alice; Bob
+    // writes to Alice, who decrypts (and acks) before Bob reads the ack.
+    alice.run(py, "send", json!({"to": b_id, "text": "hi bob"}));
+    carol.run(py, "send", json!({"to": ids[0], "text": "hi alice"}));
+    assert_eq!(bob.receive(py).len(), 1);
+    bob.run(
+        py,
+        "send",
+        json!({"to": ids[0], "text": "acked before the move"}),
+    );
+    assert_eq!(alice.receive(py).len(), 2);
+    // the ack Alice sent goes missing (the relay lost it)
+    let conn = rusqlite::Connection::open(&relay.db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.execute("DELETE FROM messages WHERE recipient=?1", [b_id])
+        .unwrap();
+    assert_eq!(bob.outbox(py).len(), 1);
+
+    let rt = harness::runtime();
+    let mut a = rt
+        .block_on(retalk::User::open(
+            alice.store.parent().unwrap(),
+            "alice-secret",
+        ))
+        .unwrap();
+    a.set_relay_url(&relay.url);
+    let bob_ik = py.drive(Ver::V001, "identity_key", &bob.args(json!({})))["identity_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = retalk::UserId::parse(b_id, "bob").unwrap();
+    a.add_peer("bob", &b, Some(&bob_ik))
+        .expect("a pin for a peer whose key the reference did not record");
+
+    // Bob re-sends; the migrated Alice recognises the copy and re-acks it.
+    assert_eq!(bob.run(py, "flush_outbox", json!({}))["resent"], 1);
+    assert!(rt.block_on(a.receive()).unwrap().is_empty(), "a duplicate");
+    assert!(bob.receive(py).is_empty());
+    assert_eq!(
+        bob.outbox(py),
+        Vec::<serde_json::Value>::new(),
+        "the re-ack arrived"
+    );
+}

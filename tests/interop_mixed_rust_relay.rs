@@ -167,3 +167,21 @@ fn crossed_start_with_python_030() {
     assert_eq!(rust.outbox_len().unwrap(), 0);
     assert!(pyu.outbox(py).is_empty());
 }
+
+/// Through our relay: a Python 0.3.0 user blocking our user nacks its
+/// message; our relay refuses the re-send with the signed refusal, which
+/// our client verifies before dropping the message and its sessions.
+#[test]
+fn python_030_refuses_a_rust_sender() {
+    let Some(py) = harness::pyref("interop_mixed_rust_relay::python_030_refuses_a_rust_sender")
+    else {
+        return;
+    };
+    let tmp = tempdir("mixed-refusal");
+    let relay = RustRelay::start(&tmp.path().join("server.db"));
+    let rt = runtime();
+    let rust = rust_user(&rt, tmp.path(), "rusty", &relay.url, 5);
+    let pyu = PyUser::new(Ver::V030, tmp.path(), "blocker", &relay.url);
+    let p = pyu.publish(py, 5);
+    harness::python_030_refuses_rust_sender(py, &rt, &rust, &pyu, &p);
+}

@@ -278,6 +278,10 @@ fn info_and_group_cap() {
     assert_eq!(out["json"]["max_group_size"], 7, "{out}");
     let alice = w.user("alice");
     assert_eq!(alice.run(py, "group_cap", json!({}))["group_cap"], 7);
+    // a client configured with an API key (a Bearer header, for 0.3.0
+    // relays with --require-api-key) works: our relay ignores the header
+    let counts = alice.run(py, "count_keys", json!({"api_key": "some-relay-key"}));
+    assert_eq!(counts, json!({"unclaimed": 0, "has_fallback": false}));
     // also under a path prefix (a relay behind a proxy path), as the 0.3.0
     // relay does
     let out = py.drive(

@@ -196,3 +196,23 @@ fn rust_and_python_users_at_python_relay_001() {
 fn rust_and_python_users_at_python_relay_030() {
     mixed_pair(Ver::V030);
 }
+
+/// The 0.3.0 relay's refused-body answer to our client: a Python 0.3.0
+/// user blocking our user nacks its message; our re-send is refused with
+/// the recipient's signature, which our client verifies before dropping
+/// the message and resetting its sessions.
+#[test]
+fn python_030_refusal_at_python_relay_030() {
+    let Some(py) =
+        harness::pyref("interop_rust_client_py_relay::python_030_refusal_at_python_relay_030")
+    else {
+        return;
+    };
+    let tmp = tempdir("refusal-at-py030");
+    let relay = PyRelay::start(py, Ver::V030, &tmp.path().join("relay.db"), None, &[]);
+    let rt = runtime();
+    let rust = rust_user(&rt, tmp.path(), "rusty", &relay.url, 5);
+    let pyu = PyUser::new(Ver::V030, tmp.path(), "blocker", &relay.url);
+    let p = pyu.publish(py, 5);
+    harness::python_030_refuses_rust_sender(py, &rt, &rust, &pyu, &p);
+}

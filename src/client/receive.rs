@@ -170,7 +170,10 @@ impl User {
             // A copy of something already decrypted: our acknowledgement
             // may have been lost, so acknowledge again, and drop it.
             self.store.tx(|t| {
-                if peer == sender.as_str() && !msg_id.is_empty() {
+                // ("" = sender unknown: a row imported from a Python 0.0.1
+                // store, which records no sender; it re-acks whoever sends
+                // the copy, as the reference does)
+                if (peer == sender.as_str() || peer.is_empty()) && !msg_id.is_empty() {
                     t.ack_insert(sender.as_str(), &msg_id)?;
                 }
                 t.inbox_delete(row.seq)

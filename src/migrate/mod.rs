@@ -54,6 +54,10 @@ pub enum MigrateError {
     /// account).
     #[error("{0} holds no Python retalk 0.0.1 identity (no store.db with an account)")]
     NotPythonIdentity(PathBuf),
+    /// The folder was made, or opened once, by Python retalk 0.3.x, whose
+    /// store layout this migration does not read.
+    #[error("{0} holds a Python retalk 0.3.x identity (its store has {1}); only 0.0.1 identity folders can be taken over (nothing was changed)")]
+    Python03(PathBuf, &'static str),
     /// The secret does not decrypt the account.
     #[error(
         "wrong secret: it does not unlock the Python retalk 0.0.1 identity (nothing was changed)"
@@ -83,6 +87,7 @@ impl From<MigrateError> for crate::ClientError {
             MigrateError::NotPythonIdentity(p) => crate::ClientError::NoIdentity(p),
             MigrateError::AlreadyMigrated(p) => crate::ClientError::AlreadyExists(p),
             MigrateError::Store(s) => s.into(),
+            e @ MigrateError::Python03(..) => crate::ClientError::InvalidArgument(e.to_string()),
             other => crate::ClientError::Store(StoreError::Corrupt(other.to_string())),
         }
     }

@@ -176,6 +176,30 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|r| r.is_some())
 }
 
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let cols = stmt
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(cols)
+}
+
+/// A sign that the store was made (or upgraded in place) by retalk 0.3.x,
+/// whose layout differs: several sessions per peer (`sessions.sid`), peers
+/// keyed by fingerprint, group-tagged outbox rows.
+fn layout_03(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
+    if columns(conn, "sessions")?.iter().any(|c| c == "sid") {
+        return Ok(Some("sessions.sid"));
+    }
+    if columns(conn, "peers")?.iter().any(|c| c == "fingerprint") {
+        return Ok(Some("peers.fingerprint"));
+    }
+    if columns(conn, "outbox")?.iter().any(|c| c == "gid") {
+        return Ok(Some("outbox.gid"));
+    }
+    Ok(None)
+}
+
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> MigrateError + '_ {
     move |e| MigrateError::Sqlite(path.to_path_buf(), e)
 }
@@ -195,6 +219,9 @@ pub fn read(dir: &Path, secret: &str) -> Result<PythonIdentity, MigrateError> {
     let conn = open_ro(&path).map_err(&e)?;
     if !table_exists(&conn, "meta").map_err(&e)? {
         return Err(MigrateError::NotPythonIdentity(dir.to_path_buf()));
+    }
+    if let Some(sign) = layout_03(&conn).map_err(&e)? {
+        return Err(MigrateError::Python03(dir.to_path_buf(), sign));
     }
     let meta = |k: &str| -> Result<Option<String>, MigrateError> {
         conn.query_row("SELECT v FROM meta WHERE k=?1", [k], |r| {

@@ -802,11 +802,13 @@ impl Tx<'_> {
     }
 
     /// The identity keys of the sessions held with `peer` (for checking a
-    /// new pin against what a handshake already verified).
+    /// new pin against what a handshake already verified). Sessions whose
+    /// peer key is unknown (`""`: imported from a Python 0.0.1 store, which
+    /// does not record it for sessions it started) are left out.
     pub fn session_keys(&self, peer: &str) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT peer_key FROM sessions WHERE peer=?1")?;
+            .prepare("SELECT DISTINCT peer_key FROM sessions WHERE peer=?1 AND peer_key != ''")?;
         let rows = stmt
             .query_map([peer], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;

@@ -733,3 +733,46 @@ pub fn triples(msgs: &[retalk::Message]) -> Vec<(String, String, String)> {
         .map(|m| (m.from.to_string(), m.name.clone(), m.text.clone()))
         .collect()
 }
+
+/// A Python 0.3.0 user `pyu` that blocks the Rust user `rust` refuses its
+/// message with a signed nack (through whatever relay both use); our
+/// client's re-send gets the refused-body answer, verifies the signature,
+/// drops the message and its sessions with that peer, and its next message
+/// starts a new session that arrives once the block is lifted.
+pub fn python_030_refuses_rust_sender(
+    py: &PyRef,
+    rt: &tokio::runtime::Runtime,
+    rust: &retalk::User,
+    pyu: &PyUser,
+    pyu_id: &str,
+) {
+    assert_eq!(pyu.ver, Ver::V030);
+    let p = retalk::UserId::parse(pyu_id, "peer").unwrap();
+    let r = rust.user_id().to_string();
+    rt.block_on(rust.send(&p, "you will refuse this")).unwrap();
+    assert_eq!(rust.session_count(&p).unwrap(), 1);
+    let got = py.drive(
+        Ver::V030,
+        "receive",
+        &pyu.args(serde_json::json!({"user_kwargs": {"blocked": [r]}})),
+    );
+    assert_eq!(got["messages"], serde_json::json!([]), "blocked: dropped");
+    assert_eq!(rust.outbox_len().unwrap(), 1);
+    assert_eq!(
+        rt.block_on(rust.flush_outbox(Duration::ZERO)).unwrap(),
+        0,
+        "refused, not re-sent"
+    );
+    assert_eq!(
+        rust.outbox_len().unwrap(),
+        0,
+        "the verified refusal dropped it"
+    );
+    assert_eq!(rust.session_count(&p).unwrap(), 0, "sessions reset");
+    rt.block_on(rust.send(&p, "fresh start")).unwrap();
+    assert_eq!(rust.session_count(&p).unwrap(), 1);
+    assert_eq!(
+        pyu.receive(py),
+        vec![(r, format!("~{}", rust.name()), "fresh start".to_owned())]
+    );
+}
