@@ -169,7 +169,8 @@ key_type!(
 #[serde(try_from = "String", into = "String")]
 pub struct SigningKey {
     text: String,
-    key: ed25519_dalek::VerifyingKey,
+    // Boxed: the decoded point is ~200 bytes, and keys travel inside enums.
+    key: Box<ed25519_dalek::VerifyingKey>,
 }
 
 impl SigningKey {
@@ -177,7 +178,7 @@ impl SigningKey {
     pub fn parse(s: &str, field: &'static str) -> Result<Self, IdError> {
         Self::decode(s, field).map(|key| Self {
             text: s.to_owned(),
-            key,
+            key: Box::new(key),
         })
     }
 
@@ -198,7 +199,7 @@ impl SigningKey {
 
     /// The key as an Ed25519 verifying key.
     pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
-        self.key
+        *self.key
     }
 }
 
@@ -220,7 +221,7 @@ impl std::hash::Hash for SigningKey {
 impl TryFrom<String> for SigningKey {
     type Error = IdError;
     fn try_from(s: String) -> Result<Self, IdError> {
-        let key = Self::decode(&s, "SigningKey")?;
+        let key = Box::new(Self::decode(&s, "SigningKey")?);
         Ok(Self { text: s, key })
     }
 }
