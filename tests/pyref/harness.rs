@@ -645,9 +645,26 @@ impl PyUser {
     }
 }
 
-/// Our CLI binary (`retalk`, package `retalk-cli`), built once per test
-/// process with the same cargo and profile as this test (a no-op when
-/// `cargo test --workspace` already built it).
+/// The newest modification time of any file under `path`.
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| newest_mtime(&e.ok()?.path()))
+        .max()
+}
+
+/// Our CLI binary (`retalk`, package `retalk-cli`) of this test's profile.
+///
+/// `cargo test --workspace` has just built it (the CLI's own integration
+/// tests need it), so it is used as is when it is newer than every source
+/// it is made from. Otherwise (say, `cargo test --test interop_cli` after
+/// an edit) it is built once per test process with the same cargo and
+/// profile. A fresh binary is never rebuilt here: a nested build resolves
+/// features differently and would recompile the library for nothing.
 pub fn rust_cli_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
@@ -655,6 +672,17 @@ pub fn rust_cli_exe() -> &'static Path {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap().to_path_buf();
+        let bin = profile_dir.join("retalk");
+        let sources = ["src", "retalk-cli", "Cargo.toml", "Cargo.lock"]
+            .iter()
+            .filter_map(|p| newest_mtime(&root().join(p)))
+            .max();
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if let (Some(built), Some(sources)) = (built, sources) {
+            if built >= sources {
+                return bin;
+            }
+        }
         let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
             "debug" => "dev".to_owned(),
             other => other.to_owned(),
@@ -674,8 +702,8 @@ pub fn rust_cli_exe() -> &'static Path {
             "building the retalk CLI failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("harness: retalk CLI ready in {:?}", started.elapsed());
-        profile_dir.join("retalk")
+        eprintln!("harness: retalk CLI built in {:?}", started.elapsed());
+        bin
     })
 }
 
