@@ -133,7 +133,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_group_size: Option<u64>,
     /// Seconds a client gets to send a request's headers and, separately,
-    /// its body; also how long an idle connection is kept [default: 30]
+    /// its body; also how long an idle connection is kept and how long an
+    /// answer waits for a client that stopped reading [default: 30]
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
     /// How hard each commit goes to disk before the relay answers [default:

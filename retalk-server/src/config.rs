@@ -72,7 +72,9 @@ pub struct Config {
     /// Advisory largest group roster, served at `GET /info`.
     pub max_group_size: u64,
     /// Time a client gets to send a request's headers (also the longest an
-    /// idle keep-alive connection stays open) and, separately, its body.
+    /// idle keep-alive connection stays open) and, separately, its body;
+    /// also how long writing an answer may stall before the connection is
+    /// dropped.
     pub timeout: Duration,
     /// How hard a commit pushes data to disk before the relay answers.
     pub durability: Durability,

@@ -5,6 +5,7 @@
 //! Layout, following a request:
 //!
 //! * [`server`]: accepts connections (HTTP/1.1, timeouts, graceful stop);
+//! * [`io`]: drops a connection whose peer stops reading;
 //! * [`http`]: routes, body cap, error bodies, waiting reads;
 //! * [`verify`]: parses and authenticates bodies on a thread pool;
 //! * [`writer`]: one thread runs authenticated requests in group commits;
@@ -29,6 +30,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod io;
 pub mod server;
 pub mod store;
 pub mod verify;

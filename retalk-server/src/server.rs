@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
+use crate::io::WriteTimeout;
 use crate::verify::VerifierHandle;
 use crate::waiters::Shutdown;
 use crate::writer::WriterHandle;
@@ -93,11 +94,13 @@ pub async fn run(
     .await;
 }
 
+/// Serves one connection. `timeout` bounds reading a request's head
+/// (and idling between requests) and any stalled write of an answer.
 async fn serve_connection(
     stream: TcpStream,
     router: Router,
     shutdown: Arc<Shutdown>,
-    header_timeout: Duration,
+    timeout: Duration,
 ) {
     // Answers are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
@@ -109,9 +112,9 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         // Also bounds how long an idle keep-alive connection stays open:
         // the timer runs while hyper waits for the next request's head.
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(timeout)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(WriteTimeout::new(stream, timeout)), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}

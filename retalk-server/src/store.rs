@@ -423,8 +423,15 @@ pub fn send_message(
     })
 }
 
+/// Most messages one `read_messages` answer carries.
+pub const READ_MAX_MESSAGES: usize = 1000;
+/// Body bytes after which one `read_messages` answer stops.
+pub const READ_MAX_BYTES: usize = 16 * 1024 * 1024;
+
 /// `read_messages`: the caller's pending mail in arrival order (only
-/// `peer`'s when set), deleted unless `peek`.
+/// `peer`'s when set), deleted unless `peek`. A very full mailbox is handed
+/// over in parts (see [`READ_MAX_MESSAGES`]), so no answer grows without
+/// bound; only what is returned is deleted.
 pub fn read_messages(
     conn: &Connection,
     caller: &UserId,
@@ -440,21 +447,33 @@ pub fn read_messages(
             body: text(r, 4)?,
         })
     };
-    let mail: Vec<Mail> = match peer {
-        None => conn
-            .prepare_cached(
-                "SELECT id, ts, sender, mtype, body FROM messages WHERE recipient=?1 ORDER BY id",
-            )?
-            .query_map([caller.as_str()], map)?
-            .collect::<rusqlite::Result<_>>()?,
-        Some(peer) => conn
-            .prepare_cached(
-                "SELECT id, ts, sender, mtype, body FROM messages \
-                 WHERE recipient=?1 AND sender=?2 ORDER BY id",
-            )?
-            .query_map([caller.as_str(), peer.as_str()], map)?
-            .collect::<rusqlite::Result<_>>()?,
+    let mut stmt = match peer {
+        None => conn.prepare_cached(
+            "SELECT id, ts, sender, mtype, body FROM messages WHERE recipient=?1 ORDER BY id",
+        )?,
+        Some(_) => conn.prepare_cached(
+            "SELECT id, ts, sender, mtype, body FROM messages \
+             WHERE recipient=?1 AND sender=?2 ORDER BY id",
+        )?,
     };
+    let rows = match peer {
+        None => stmt.query_map([caller.as_str()], map)?,
+        Some(peer) => stmt.query_map([caller.as_str(), peer.as_str()], map)?,
+    };
+    // One answer carries at most READ_MAX_MESSAGES messages and about
+    // READ_MAX_BYTES of bodies (always at least one message); the rest
+    // stays, oldest first, for the next read.
+    let mut mail = Vec::new();
+    let mut bytes = 0usize;
+    for m in rows {
+        let m = m?;
+        bytes += m.body.len();
+        mail.push(m);
+        if mail.len() >= READ_MAX_MESSAGES || bytes >= READ_MAX_BYTES {
+            break;
+        }
+    }
+    drop(stmt);
     if !peek {
         if let Some(last) = mail.last() {
             match peer {
@@ -537,6 +556,27 @@ mod tests {
             assert!(p.contains("USING"), "{sql}: {p}");
             assert!(!p.contains("SCAN"), "{sql}: {p}");
         }
+    }
+
+    /// Nonces live at least twice the timestamp window: anything younger
+    /// survives a prune, so a replay is refused as long as its timestamp
+    /// could still pass.
+    #[test]
+    fn prune_keeps_nonces_for_twice_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("s.db"), Durability::Full).unwrap();
+        let now = 1_000_000.0;
+        let window = 2.0 * retalk::proto::TIMESTAMP_WINDOW_SECS as f64;
+        let young = Nonce::parse(&"1".repeat(32)).unwrap();
+        let old = Nonce::parse(&"2".repeat(32)).unwrap();
+        insert_nonce(&conn, &young, now - window).unwrap();
+        insert_nonce(&conn, &old, now - NONCE_MEMORY_SECS - 1.0).unwrap();
+        prune(&conn, now, 0.0).unwrap();
+        assert!(matches!(
+            insert_nonce(&conn, &young, now),
+            Err(OpError::Refused(WireError::Auth(AuthError::Replay)))
+        ));
+        insert_nonce(&conn, &old, now).unwrap();
     }
 
     #[test]

@@ -336,3 +336,71 @@ async fn garbage_on_the_socket_does_not_hurt() {
     let signer = retalk::proto::KeyPairSigner::random();
     assert_eq!(r.call(&signer, &CountKeys).await.0, 200);
 }
+
+/// A client that asks for a large mailbox and then stops reading is cut
+/// off after the timeout instead of holding its connection forever.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let aud = "http://relay.test";
+    let cfg = || {
+        let mut c = config(&dir);
+        c.audiences = vec![aud.into()];
+        c.timeout = Duration::from_millis(300);
+        c
+    };
+    let bob = retalk::proto::KeyPairSigner::random();
+    let bob_id = id_of(&bob);
+    let big_body = "A".repeat(64 * 1024);
+    let count = 200;
+    {
+        let relay = retalk_server::Relay::start(cfg()).await.unwrap();
+        relay.shutdown().await;
+        let conn = rusqlite::Connection::open(dir.path().join("server.db")).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for _ in 0..count {
+            conn.execute(
+                "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(1.0, ?1, ?1, 1, ?2)",
+                rusqlite::params![bob_id.as_str(), big_body],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    let relay = retalk_server::Relay::start(cfg()).await.unwrap();
+    let body = retalk::proto::build_request(
+        &ReadMessages::default(),
+        &bob,
+        aud,
+        retalk::proto::Dialect::Both,
+        now(),
+    )
+    .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(relay.local_addr()).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    // Stop reading for ten times the relay's timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, s.read_to_end(&mut got))
+        .await
+        .expect("connection neither finished nor closed");
+    let full = count * big_body.len();
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &got[..got.len().min(100)]
+    );
+    assert!(
+        got.len() < full,
+        "the whole answer ({} bytes) arrived",
+        got.len()
+    );
+    relay.shutdown().await;
+}

@@ -59,3 +59,91 @@ async fn full_mailbox_refuses_without_evicting() {
     // Emptied: room again.
     r.ok(&alice, &send_req(&bob_id, "3")).await;
 }
+
+/// A database the relay cannot write (here: another process holds the
+/// write lock past the relay's 5 s patience) gives 503 and changes
+/// nothing; the relay recovers once the lock is gone.
+#[tokio::test]
+async fn locked_database_gives_503_not_a_crash() {
+    let r = start().await;
+    let (alice, _) = r.user(0).await;
+    let (bob, bob_id) = r.user(0).await;
+    let db = r.dir.path().join("server.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(PATIENCE);
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let (status, body) = r.call(&alice, &send_req(&bob_id, "blocked")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        error_text(&body).contains("database is unavailable"),
+        "{body}"
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+
+    r.ok(&alice, &send_req(&bob_id, "after")).await;
+    let mail = r.ok(&bob, &ReadMessages::default()).await;
+    assert_eq!(mail.as_array().unwrap().len(), 1, "{mail}");
+}
+
+/// A very full mailbox is handed over in parts of at most 1000 messages,
+/// oldest first; nothing is lost between the parts.
+#[tokio::test]
+async fn a_huge_mailbox_is_read_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || {
+        let mut c = config(&dir);
+        c.audiences = vec!["http://relay.test".into()];
+        c
+    };
+    let bob = KeyPairSigner::random();
+    let bob_id = id_of(&bob);
+    // Fill the mailbox directly in the file, as the reference's tools may.
+    {
+        let relay = retalk_server::Relay::start(cfg()).await.unwrap();
+        relay.shutdown().await;
+        let conn = rusqlite::Connection::open(dir.path().join("server.db")).unwrap();
+        conn.execute(
+            "INSERT INTO users(id, identity_key, signing_key) VALUES(?1, 'x', 'y')",
+            [bob_id.as_str()],
+        )
+        .unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..1500 {
+            conn.execute(
+                "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(1.0, ?1, ?2, 1, 'AAAA')",
+                rusqlite::params![format!("{i:032x}"), bob_id.as_str()],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    let relay = retalk_server::Relay::start(cfg()).await.unwrap();
+    let http = client();
+    let addr = format!("http://{}", relay.local_addr());
+    let mut got = Vec::new();
+    for want in [1000, 500, 0] {
+        let body = retalk::proto::build_request(
+            &ReadMessages::default(),
+            &bob,
+            "http://relay.test",
+            retalk::proto::Dialect::Both,
+            now(),
+        )
+        .unwrap();
+        let (status, mail) = post_raw(&http, &addr, body).await;
+        assert_eq!(status, 200);
+        let mail = mail.as_array().unwrap().clone();
+        assert_eq!(mail.len(), want);
+        got.extend(mail.into_iter().map(|m| m["message_id"].as_i64().unwrap()));
+    }
+    assert_eq!(got, (1..=1500).collect::<Vec<i64>>());
+    relay.shutdown().await;
+}
