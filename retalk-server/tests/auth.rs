@@ -259,6 +259,21 @@ async fn auth_refusals_name_the_cause() {
             401,
             "sig",
         ),
+        // Extreme timestamps are stale, not an arithmetic overflow.
+        (
+            with_auth(&|a| {
+                a.insert("ts".into(), i64::MIN.to_string().into());
+            }),
+            401,
+            "stale",
+        ),
+        (
+            with_auth(&|a| {
+                a.insert("ts".into(), i64::MAX.to_string().into());
+            }),
+            401,
+            "stale",
+        ),
         (
             with_auth(&|a| {
                 a.insert("user_id".into(), id_of(&other).to_string().into());
