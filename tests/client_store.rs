@@ -192,3 +192,29 @@ async fn saved_peers_resolve_by_name_then_id() {
     assert!(u.add_peer("", &bob, None).is_err());
     assert!(u.add_peer("a\u{1b}[31m", &bob, None).is_err());
 }
+
+#[tokio::test]
+async fn a_python_identity_folder_is_recognised_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("py");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fixture-0.0.1/alice/store.db"
+    );
+    std::fs::copy(fixture, dir.join("store.db")).unwrap();
+    let python_store = || std::fs::read(dir.join("store.db")).unwrap();
+    let before = python_store();
+    assert!(User::exists(&dir));
+    assert!(matches!(
+        User::create_with(&dir, PASS, "x", None, cheap()).await,
+        Err(ClientError::AlreadyExists(_))
+    ));
+    // Opening takes it over with its own secret; a wrong one changes nothing.
+    assert_eq!(
+        User::open(&dir, "not alice's secret").await.unwrap_err(),
+        ClientError::WrongPassphrase
+    );
+    assert!(!dir.join("retalk.db").exists());
+    assert_eq!(python_store(), before);
+}

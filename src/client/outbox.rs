@@ -13,16 +13,22 @@
 //! so a crash between the two re-sends the same bytes later instead of
 //! leaving a gap in the ratchet.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use vodozemac::olm::Account;
 
 use crate::proto::tools::{GetKeys, MessageType, Nack, SendMessage, SendOutcome};
 use crate::proto::{Envelope, SigningKey, Tool, UserId, WireError};
-use crate::store::{self, OutboxRow};
+use crate::store::{self, OutboxRow, StoredSession};
+
+/// Acknowledgements uploaded at once.
+const ACK_UPLOADS: usize = 4;
 
 use super::failpoint;
 use super::sessions::encrypt;
@@ -207,74 +213,93 @@ impl User {
         Ok(self.store.tx(|t| t.outbox_len())?)
     }
 
-    /// Delivers the acknowledgements owed to senders. Stops quietly at the
-    /// first transient failure (they stay owed); an acknowledgement the
-    /// relay refuses for good is dropped (the sender will re-send and be
+    /// Delivers the acknowledgements owed to senders: first every missing
+    /// ciphertext is made and saved with the advanced sessions (one
+    /// transaction), then they are uploaded a few at a time (Olm tolerates
+    /// the small reordering), then the delivered ones are removed (one
+    /// transaction). A transient failure leaves an acknowledgement owed; one
+    /// the relay refuses for good is dropped (the sender will re-send and be
     /// acknowledged again). Returns how many were delivered.
     pub(crate) async fn send_acks_locked(&self) -> Result<usize, ClientError> {
         let rows = self.store.tx(|t| t.acks())?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let account = self.account()?;
-        let mut sent = 0;
-        for row in rows {
-            let Ok(peer) = UserId::parse(&row.peer, "ack peer") else {
-                self.store.tx(|t| t.ack_delete(row.seq))?;
-                continue;
-            };
-            let (mtype, body) = match row.wire {
-                Some((m, b)) => match MessageType::try_from(m) {
-                    Ok(m) => (m, b),
-                    Err(_) => {
-                        self.store.tx(|t| t.ack_delete(row.seq))?;
-                        continue;
+        let mut ready: Vec<(i64, UserId, MessageType, String)> = Vec::with_capacity(rows.len());
+        self.store.tx(|t| {
+            let mut sessions: HashMap<String, StoredSession> = HashMap::new();
+            for row in &rows {
+                let Ok(peer) = UserId::parse(&row.peer, "ack peer") else {
+                    t.ack_delete(row.seq)?;
+                    continue;
+                };
+                if let Some((m, b)) = &row.wire {
+                    match MessageType::try_from(*m) {
+                        Ok(m) => ready.push((row.seq, peer, m, b.clone())),
+                        Err(_) => t.ack_delete(row.seq)?,
                     }
-                },
-                None => {
-                    let Some(mut session) = self
-                        .store
-                        .tx(|t| t.sessions(peer.as_str()))?
-                        .into_iter()
-                        .next()
-                    else {
-                        self.store.tx(|t| t.ack_delete(row.seq))?;
-                        continue;
-                    };
-                    let (m, b) = encrypt(
-                        &mut session,
-                        &Envelope::Ack {
-                            id: row.msg_id.clone(),
-                        },
-                    )?;
-                    self.store.tx(|t| {
-                        t.save_session(peer.as_str(), &session)?;
-                        t.ack_set_wire(row.seq, u8::from(m), &b)
-                    })?;
-                    failpoint::hit("ack:encrypted");
-                    (m, b)
+                    continue;
                 }
-            };
-            let req = SendMessage {
-                to: peer.clone(),
-                mtype,
-                body,
-            };
-            match self.call(&account, &req).await {
-                Ok(_) => {
-                    self.store.tx(|t| t.ack_delete(row.seq))?;
-                    sent += 1;
-                }
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "acknowledgements postponed");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "acknowledgement refused; dropped");
-                    self.store.tx(|t| t.ack_delete(row.seq))?;
+                let session = match sessions.entry(row.peer.clone()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => match t.sessions(&row.peer)?.into_iter().next() {
+                        Some(s) => v.insert(s),
+                        // No session left with this peer (reset): nothing
+                        // to acknowledge on.
+                        None => {
+                            t.ack_delete(row.seq)?;
+                            continue;
+                        }
+                    },
+                };
+                let (m, b) = encrypt(
+                    session,
+                    &Envelope::Ack {
+                        id: row.msg_id.clone(),
+                    },
+                )?;
+                t.ack_set_wire(row.seq, u8::from(m), &b)?;
+                ready.push((row.seq, peer, m, b));
+            }
+            for (peer, session) in &sessions {
+                t.save_session(peer, session)?;
+            }
+            Ok::<_, ClientError>(())
+        })?;
+        failpoint::hit("ack:encrypted");
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let account = self.account()?;
+        let account = &account;
+        let results: Vec<(i64, Result<SendOutcome, ClientError>)> = futures_util::stream::iter(
+            ready.into_iter().map(|(seq, to, mtype, body)| async move {
+                let req = SendMessage { to, mtype, body };
+                (seq, self.call(account, &req).await)
+            }),
+        )
+        .buffer_unordered(ACK_UPLOADS)
+        .collect()
+        .await;
+        let mut sent = 0;
+        self.store.tx(|t| {
+            for (seq, result) in &results {
+                match result {
+                    Ok(_) => {
+                        t.ack_delete(*seq)?;
+                        sent += 1;
+                    }
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "acknowledgement postponed");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "acknowledgement refused; dropped");
+                        t.ack_delete(*seq)?;
+                    }
                 }
             }
-        }
+            Ok::<_, ClientError>(())
+        })?;
         Ok(sent)
     }
 }

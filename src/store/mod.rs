@@ -669,12 +669,16 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut delivered = Vec::with_capacity(rows.len());
         for (peer, msg_id, sealed) in rows {
-            let plain = self
+            // A row that does not open (damaged file) must not block every
+            // later receive: it is dropped with a warning.
+            let Some(v) = self
                 .keys
                 .open(DELIVERED_PURPOSE, &sealed)
-                .ok_or_else(|| StoreError::Corrupt("a stored message does not decrypt".into()))?;
-            let v: serde_json::Value = serde_json::from_slice(&plain)
-                .map_err(|_| StoreError::Corrupt("a stored message is not JSON".into()))?;
+                .and_then(|plain| serde_json::from_slice::<serde_json::Value>(&plain).ok())
+            else {
+                tracing::warn!(peer, "dropping a stored message that does not decrypt");
+                continue;
+            };
             let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
             delivered.push(DeliveredRow {
                 peer,
