@@ -54,6 +54,17 @@ pub struct PyRef {
     pub root: PathBuf,
     /// `$RETALK_PYREF_DIR` (default `<root>/target/pyref`).
     pub dir: PathBuf,
+    /// Idle `driver.py serve` processes, reused across calls.
+    pool: std::sync::Mutex<Vec<DriverServer>>,
+}
+
+/// One `driver.py serve` process: a request line in, a result line out.
+#[derive(Debug)]
+struct DriverServer {
+    ver: Ver,
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 /// The workspace root (this crate's manifest dir).
@@ -113,7 +124,11 @@ fn setup() -> Result<PyRef, Unavailable> {
         started.elapsed(),
         stderr.lines().last().unwrap_or("")
     );
-    Ok(PyRef { root: root(), dir })
+    Ok(PyRef {
+        root: root(),
+        dir,
+        pool: Default::default(),
+    })
 }
 
 /// The Python reference, set up once per process; `None` (after a loud
@@ -169,37 +184,61 @@ impl PyRef {
         self.dir.join(format!("venv-{}/bin/retalk", ver.as_str()))
     }
 
-    /// Runs `driver.py COMMAND` with `args` (JSON on stdin).
+    /// Runs one driver command with `args`, as `driver.py COMMAND -` would
+    /// (same exit code and JSON), through a reused `driver.py serve`
+    /// process of that version (one per concurrent caller).
     pub fn driver(&self, ver: Ver, command: &str, args: &Value) -> DriverOut {
-        let mut child = Command::new(self.python(ver))
-            .arg(self.root.join("tests/pyref/driver.py"))
-            .arg(command)
-            .arg("-")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn driver.py");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(args.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().expect("driver.py runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        use std::io::BufRead;
+        let taken = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.iter()
+                .position(|s| s.ver == ver)
+                .map(|i| pool.swap_remove(i))
+        };
+        let mut server = match taken {
+            Some(s) => s,
+            None => {
+                let mut child = Command::new(self.python(ver))
+                    .arg(self.root.join("tests/pyref/driver.py"))
+                    .arg("serve")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn driver.py serve");
+                DriverServer {
+                    ver,
+                    stdin: child.stdin.take().unwrap(),
+                    stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+                    child,
+                }
+            }
+        };
+        let request = serde_json::json!({"command": command, "args": args});
+        let mut line = String::new();
+        let io = writeln!(server.stdin, "{request}")
+            .and_then(|()| server.stdin.flush())
+            .and_then(|()| server.stdout.read_line(&mut line));
+        if io.is_err() || line.is_empty() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
             panic!(
-                "driver.py {} {command}: stdout is not one JSON object ({e}): {stdout:?}\nstderr: {stderr}",
+                "driver.py serve ({}) died during {command} {args}: {io:?}",
                 ver.as_str()
-            )
+            );
+        }
+        let reply: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!("driver.py serve {command}: not one JSON line ({e}): {line:?}")
         });
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server);
         DriverOut {
-            code: out.status.code().unwrap_or(-1),
-            json,
-            stderr,
+            code: reply["code"].as_i64().unwrap_or(-1) as i32,
+            json: reply["json"].clone(),
+            stderr: reply["stderr"].as_str().unwrap_or_default().to_owned(),
         }
     }
 
