@@ -100,24 +100,42 @@ impl User {
         {
             let _lock = self.lock().await?;
             let account = self.account()?;
-            let fetched = self.fetch(&account, None).await;
+            let fetched = self.fetch(&account, None, false).await;
             let inbox = self.finish_locked(fetched).await?;
             if !inbox.is_empty() || wait_secs.is_none() {
                 return Ok(inbox);
             }
         }
+        // The long wait only peeks: the relay deletes mail when it hands it
+        // over, so a process stopped (SIGINT, kill) while a destructive read
+        // is held open could lose the answer in flight. Once the peek sees
+        // mail, the short destructive read below fetches it under the lock.
         let account = self.account()?;
-        let fetched = self.fetch(&account, wait_secs).await;
+        let peeked = self.fetch(&account, wait_secs, true).await?;
+        if !peeked.is_empty() {
+            failpoint::hit("receive:peeked");
+        }
         let _lock = self.lock().await?;
+        let fetched = if peeked.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.fetch(&account, None, false).await
+        };
         self.finish_locked(fetched).await
     }
 
     /// Reads the mailbox (never sending options the relay does not know:
-    /// `wait` only when the relay advertised it).
-    async fn fetch(&self, account: &Account, wait: Option<u64>) -> Result<Vec<Mail>, ClientError> {
+    /// `wait`, and the `peek` that goes with it, only when the relay
+    /// advertised waiting).
+    async fn fetch(
+        &self,
+        account: &Account,
+        wait: Option<u64>,
+        peek: bool,
+    ) -> Result<Vec<Mail>, ClientError> {
         let req = ReadMessages {
             peer: None,
-            peek: false,
+            peek,
             wait,
         };
         let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait.unwrap_or(0));
