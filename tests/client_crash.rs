@@ -21,6 +21,13 @@ async fn child(role: &str) {
             let got = u.receive().await.unwrap();
             println!("received {}", got.len());
         }
+        "receive_wait" => {
+            let got = u
+                .receive_inbox(Some(Duration::from_secs(30)))
+                .await
+                .unwrap();
+            println!("received {}", got.messages.len());
+        }
         "send" => {
             let to = u
                 .resolve_peer(&std::env::var("RETALK_TEST_TO").unwrap())
@@ -101,6 +108,60 @@ async fn crash_after_fetch() {
         return child(&role).await;
     }
     receive_crash_case("crash_after_fetch", "receive:fetched").await;
+}
+
+/// A listener holding a waiting read (`receive --follow`) dies the moment
+/// mail arrives: the held read only peeked, so the mail is still on the
+/// relay, and the next receive yields it exactly once.
+#[tokio::test]
+async fn crash_while_a_waiting_read_sees_mail() {
+    if let Some(role) = child_role() {
+        return child(&role).await;
+    }
+    let relay = TestRelay::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = user(tmp.path(), "alice", &relay.url()).await;
+    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let envs = [
+        (CHILD_ROLE, "receive_wait".to_string()),
+        ("RETALK_CRASH_AT", "receive:peeked".into()),
+        (
+            "RETALK_TEST_DIR",
+            tmp.path().join("bob").display().to_string(),
+        ),
+        ("RETALK_TEST_URL", relay.url()),
+    ];
+    let child =
+        tokio::spawn(async move { run_child("crash_while_a_waiting_read_sees_mail", &envs).await });
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while relay.relay.waiting() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    alice.send(&bob.user_id(), "first").await.unwrap();
+    alice.send(&bob.user_id(), "second").await.unwrap();
+    let out = child.await.unwrap();
+    assert!(
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("received"),
+        "the child should have died after its waiting read saw mail: {}",
+        output_text(&out)
+    );
+    // At least the first message woke the waiter; none was taken off the
+    // relay by the dying process.
+    assert_eq!(mail_count(&relay, &bob), 2);
+    let texts: Vec<String> = bob
+        .receive()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["first", "second"]);
+    assert!(bob.receive_inbox(None).await.unwrap().is_empty());
+    relay.relay.shutdown().await;
 }
 
 #[tokio::test]

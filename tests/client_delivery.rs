@@ -299,3 +299,54 @@ async fn waiting_receive_returns_mail_that_arrives_during_the_wait() {
         .is_empty());
     relay.relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pair_whose_sessions_broke_heals_through_a_signed_refusal() {
+    let relay = TestRelay::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = user(tmp.path(), "alice", &relay.url()).await;
+    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    alice.send(&bob.user_id(), "one").await.unwrap();
+    bob.receive().await.unwrap();
+    bob.send(&alice.user_id(), "two").await.unwrap();
+    alice.receive().await.unwrap();
+    bob.receive().await.unwrap();
+    assert_eq!(
+        (alice.outbox_len().unwrap(), bob.outbox_len().unwrap()),
+        (0, 0)
+    );
+
+    // Bob's sessions are lost (say, a store restored from an old backup).
+    rusqlite::Connection::open(tmp.path().join("bob/retalk.db"))
+        .unwrap()
+        .execute("DELETE FROM sessions", [])
+        .unwrap();
+    alice.send(&bob.user_id(), "lost").await.unwrap();
+    let inbox = bob.receive_inbox(None).await.unwrap();
+    assert!(inbox.messages.is_empty());
+    assert_eq!(inbox.problems.len(), 1);
+    let refused: i64 = relay
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM refused WHERE recipient=?1",
+            [bob.user_id().as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(refused, 1, "Bob signed a refusal of the unreadable message");
+
+    // Alice's re-send is refused with Bob's signature: she stops re-sending
+    // it and forgets the broken session.
+    assert_eq!(alice.flush_outbox(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(alice.outbox_len().unwrap(), 0);
+    assert_eq!(alice.session_count(&bob.user_id()).unwrap(), 0);
+    // Her next message starts a fresh session, and the pair works again.
+    alice.send(&bob.user_id(), "fresh start").await.unwrap();
+    let got = bob.receive_inbox(None).await.unwrap();
+    assert!(got.problems.is_empty(), "{:?}", got.problems);
+    assert_eq!(got.messages[0].text, "fresh start");
+    bob.send(&alice.user_id(), "welcome back").await.unwrap();
+    assert_eq!(alice.receive().await.unwrap()[0].text, "welcome back");
+    assert_eq!(alice.outbox_len().unwrap(), 0);
+    relay.relay.shutdown().await;
+}

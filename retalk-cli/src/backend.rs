@@ -77,9 +77,19 @@ pub async fn create(
     Ok(Identity { user })
 }
 
-/// Opens an existing identity.
+/// Opens an existing identity. A Python retalk 0.0.1 identity folder is
+/// taken over on its first open (by the library); say so on stderr.
 pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
+    let python = retalk::migrate::needs_migration(dir);
     let user = User::open(dir, passphrase).await.map_err(client_error)?;
+    if python {
+        crate::output::note(&format!(
+            "retalk: took over the Python retalk 0.0.1 identity in {} (same user id); \
+             its original files are in {}",
+            dir.display(),
+            dir.join(retalk::migrate::BACKUP_DIR).display()
+        ));
+    }
     Ok(Identity { user })
 }
 

@@ -68,6 +68,19 @@ fn main() {
         "verify_strict: {:.1} us",
         t.elapsed().as_secs_f64() * 1e6 / n as f64
     );
+    for batch in [8usize, 32, 64] {
+        let msgs: Vec<&[u8]> = vec![&msg[..]; batch];
+        let sigs = vec![sig; batch];
+        let keys = vec![vk; batch];
+        let t = Instant::now();
+        for _ in 0..n / batch {
+            ed25519_dalek::verify_batch(&msgs, &sigs, &keys).unwrap();
+        }
+        println!(
+            "verify_batch of {batch}: {:.1} us per signature",
+            t.elapsed().as_secs_f64() * 1e6 / (n / batch * batch) as f64
+        );
+    }
 
     // The writer's share: nonce + send_message, committed in groups.
     let dir = tempfile::tempdir().unwrap();

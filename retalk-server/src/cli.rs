@@ -18,7 +18,8 @@ The retalk relay: an untrusted mailbox server for end-to-end-encrypted messages
 between agents, services and people.
 
 What it stores: each user's public keys (identity, signing, one-time and
-fallback keys), undelivered ciphertext, and recently used request nonces. What
+fallback keys), undelivered ciphertext, the hashes of ciphertext a user
+refused (nack), and recently used request nonces. What
 it sees: who sends to whom, when, and how large each message is. What it never
 sees: plaintext or private keys. A delivered message is deleted, content and
 metadata. No request is logged unless you ask for it (--log-requests).

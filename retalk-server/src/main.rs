@@ -28,25 +28,45 @@ fn init_logging(log_requests: bool) {
         .init();
 }
 
-async fn wait_for_signal() -> &'static str {
+/// Stop signals, registered before the start-up line is printed so that a
+/// signal sent as soon as the relay announces itself is never missed (the
+/// default action would kill the process without a clean stop).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    async fn wait(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 
@@ -71,6 +91,13 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let mut signals = match StopSignals::register() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("retalk-server: cannot watch for stop signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let db = config.db.clone();
         let relay = match Relay::start(config).await {
             Ok(r) => r,
@@ -92,7 +119,7 @@ fn main() -> ExitCode {
             audiences.join(", "),
             db.display()
         );
-        let signal = wait_for_signal().await;
+        let signal = signals.wait().await;
         tracing::info!("{signal}: stopping");
         relay.shutdown().await;
         ExitCode::SUCCESS

@@ -141,7 +141,7 @@ impl Drop for Proc {
 }
 
 #[test]
-fn starts_with_no_setup_and_says_where() {
+fn starts_with_no_setup_says_where_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let p = spawn(dir.path(), &["--port", "0"], &[]);
     // Address, audience and database in one line.
@@ -155,6 +155,15 @@ fn starts_with_no_setup_and_says_where() {
     );
     assert!(p.banner.ends_with("database server.db"), "{}", p.banner);
     assert!(dir.path().join("server.db").exists());
+    // Ctrl-C stops it cleanly too.
+    let mut p = p;
+    p.signal(libc::SIGINT);
+    assert!(p.wait_exit().success());
+    assert!(
+        p.seen.iter().all(|l| !l.contains("panicked")),
+        "{:?}",
+        p.seen
+    );
 }
 
 #[test]

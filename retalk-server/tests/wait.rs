@@ -117,15 +117,24 @@ async fn waiting_for_one_peer_ignores_others_mail() {
 }
 
 /// Two readers waiting on one mailbox: one message goes to exactly one of
-/// them; the other keeps waiting.
+/// them; the other keeps waiting (until the relay stops).
 #[tokio::test]
 async fn one_message_wakes_two_waiters_but_is_delivered_once() {
     let r = start().await;
     let (alice, _) = r.user(0).await;
     let (bob, bob_id) = r.user(0).await;
-    let w1 = spawn_wait(&r, &bob, waiting_read(3)).await;
-    let w2 = spawn_wait(&r, &bob, waiting_read(3)).await;
+    let w1 = spawn_wait(&r, &bob, waiting_read(60)).await;
+    let w2 = spawn_wait(&r, &bob, waiting_read(60)).await;
     r.ok(&alice, &send_req(&bob_id, "only one")).await;
+    // One of them is answered (only mail can answer it before 60 s); the
+    // other goes back to waiting until the relay stops.
+    eventually("one waiter to be answered", || {
+        w1.is_finished() || w2.is_finished()
+    })
+    .await;
+    tokio::time::timeout(PATIENCE, r.relay.shutdown())
+        .await
+        .expect("shutdown hung");
     let (a, b) = (w1.await.unwrap(), w2.await.unwrap());
     assert_eq!((a.0, b.0), (200, 200));
     let total = a.1.as_array().unwrap().len() + b.1.as_array().unwrap().len();

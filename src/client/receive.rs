@@ -27,7 +27,10 @@ use std::time::Duration;
 use vodozemac::olm::{Account, OlmMessage};
 use vodozemac::Curve25519PublicKey;
 
-use crate::proto::tools::{GetKeys, Mail, ReadMessages};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+
+use crate::proto::tools::{GetKeys, Mail, Nack, ReadMessages};
 use crate::proto::{Envelope, UserId};
 use crate::store::{InboxRow, StoredSession};
 
@@ -46,8 +49,24 @@ enum Outcome {
         plaintext: zeroize::Zeroizing<Vec<u8>>,
         account_changed: bool,
     },
-    /// Not readable, for this reason.
-    Problem(String),
+    /// Not readable, for this reason. `refuse`: the ciphertext can never be
+    /// decrypted here (no session, or a broken one), as opposed to problems
+    /// a relay can cause (lying about keys, mangling bytes).
+    Problem { reason: String, refuse: bool },
+}
+
+fn problem(reason: impl Into<String>) -> Result<Outcome, ClientError> {
+    Ok(Outcome::Problem {
+        reason: reason.into(),
+        refuse: false,
+    })
+}
+
+fn undecryptable(reason: impl Into<String>) -> Result<Outcome, ClientError> {
+    Ok(Outcome::Problem {
+        reason: reason.into(),
+        refuse: true,
+    })
 }
 
 impl User {
@@ -81,24 +100,42 @@ impl User {
         {
             let _lock = self.lock().await?;
             let account = self.account()?;
-            let fetched = self.fetch(&account, None).await;
+            let fetched = self.fetch(&account, None, false).await;
             let inbox = self.finish_locked(fetched).await?;
             if !inbox.is_empty() || wait_secs.is_none() {
                 return Ok(inbox);
             }
         }
+        // The long wait only peeks: the relay deletes mail when it hands it
+        // over, so a process stopped (SIGINT, kill) while a destructive read
+        // is held open could lose the answer in flight. Once the peek sees
+        // mail, the short destructive read below fetches it under the lock.
         let account = self.account()?;
-        let fetched = self.fetch(&account, wait_secs).await;
+        let peeked = self.fetch(&account, wait_secs, true).await?;
+        if !peeked.is_empty() {
+            failpoint::hit("receive:peeked");
+        }
         let _lock = self.lock().await?;
+        let fetched = if peeked.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.fetch(&account, None, false).await
+        };
         self.finish_locked(fetched).await
     }
 
     /// Reads the mailbox (never sending options the relay does not know:
-    /// `wait` only when the relay advertised it).
-    async fn fetch(&self, account: &Account, wait: Option<u64>) -> Result<Vec<Mail>, ClientError> {
+    /// `wait`, and the `peek` that goes with it, only when the relay
+    /// advertised waiting).
+    async fn fetch(
+        &self,
+        account: &Account,
+        wait: Option<u64>,
+        peek: bool,
+    ) -> Result<Vec<Mail>, ClientError> {
         let req = ReadMessages {
             peer: None,
-            peek: false,
+            peek,
             wait,
         };
         let timeout = REQUEST_TIMEOUT + Duration::from_secs(wait.unwrap_or(0));
@@ -182,11 +219,14 @@ impl User {
         }
         let outcome = self.decrypt(account, &sender, row).await?;
         let (session, plaintext, account_changed) = match outcome {
-            Outcome::Problem(reason) => {
+            Outcome::Problem { reason, refuse } => {
                 self.store.tx(|t| {
                     t.problem_insert(sender.as_str(), &reason)?;
                     t.inbox_delete(row.seq)
                 })?;
+                if refuse {
+                    self.refuse(account, &hash).await;
+                }
                 return Ok(());
             }
             Outcome::Plain {
@@ -247,7 +287,6 @@ impl User {
         sender: &UserId,
         row: &InboxRow,
     ) -> Result<Outcome, ClientError> {
-        let problem = |s: &str| Ok(Outcome::Problem(s.to_owned()));
         let Some(bytes) = decode_body(&row.body) else {
             return problem("the body is not base64");
         };
@@ -259,16 +298,14 @@ impl User {
             OlmMessage::PreKey(pre_key) => {
                 let id = pre_key.session_id();
                 if let Some(mut s) = sessions.into_iter().find(|s| s.session_id == id) {
-                    return Ok(match s.session.decrypt(&message) {
-                        Ok(p) => Outcome::Plain {
+                    return match s.session.decrypt(&message) {
+                        Ok(p) => Ok(Outcome::Plain {
                             session: Box::new(s),
                             plaintext: zeroize::Zeroizing::new(p),
                             account_changed: false,
-                        },
-                        Err(_) => {
-                            Outcome::Problem("it does not decrypt on the session it names".into())
-                        }
-                    });
+                        }),
+                        Err(_) => undecryptable("it does not decrypt on the session it names"),
+                    };
                 }
                 let keys = match self
                     .call(
@@ -281,14 +318,10 @@ impl User {
                 {
                     Ok(k) => k,
                     Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => {
-                        return Ok(Outcome::Problem(format!(
-                            "cannot check the sender's keys: {e}"
-                        )))
-                    }
+                    Err(e) => return problem(format!("cannot check the sender's keys: {e}")),
                 };
                 if let Err(e) = self.verify_keys(sender, &keys.identity_key, &keys.signing_key) {
-                    return Ok(Outcome::Problem(e.to_string()));
+                    return problem(e.to_string());
                 }
                 let Ok(ik) = Curve25519PublicKey::from_base64(&keys.identity_key) else {
                     return problem("the relay served an invalid identity key");
@@ -303,14 +336,12 @@ impl User {
                         plaintext: zeroize::Zeroizing::new(r.plaintext),
                         account_changed: true,
                     }),
-                    Err(e) => Ok(Outcome::Problem(format!(
-                        "cannot start a session from it ({e})"
-                    ))),
+                    Err(e) => undecryptable(format!("cannot start a session from it ({e})")),
                 }
             }
             OlmMessage::Normal(_) => {
                 if sessions.is_empty() {
-                    return problem("no session with this sender (it may have been reset)");
+                    return undecryptable("no session with this sender (it may have been reset)");
                 }
                 for mut s in sessions {
                     if let Ok(p) = s.session.decrypt(&message) {
@@ -321,8 +352,25 @@ impl User {
                         });
                     }
                 }
-                problem("none of the sessions with this sender decrypts it")
+                undecryptable("none of the sessions with this sender decrypts it")
             }
+        }
+    }
+
+    /// Tells the relay, with a signature only we can make, that we refuse
+    /// this ciphertext for good (0.3.x `nack`). The relay then refuses its
+    /// re-sends and hands our signature to the sender, whose client drops
+    /// the message and starts a fresh session: a pair whose sessions broke
+    /// (a store restored from a backup, say) heals by itself. Best effort:
+    /// relays without `nack` refuse it, and the next copy tries again.
+    async fn refuse(&self, account: &Account, hash: &str) {
+        let text = Nack::signed_text(self.user_id().as_str(), hash);
+        let req = Nack {
+            hash: hash.to_owned(),
+            sig: STANDARD_NO_PAD.encode(account.sign(text.as_bytes()).to_bytes()),
+        };
+        if let Err(e) = self.call(account, &req).await {
+            tracing::debug!(error = %e, "could not record a refusal");
         }
     }
 

@@ -375,7 +375,7 @@ impl User {
     /// rotates the fallback key when older than `fallback_max_age` (or gone:
     /// the relay forgot us, so everything is republished and the whole
     /// outbox re-sent), re-sends outbox messages unacknowledged for
-    /// `resent_after`, and delivers acknowledgements still owed. Does nothing
+    /// `resend_after`, and delivers acknowledgements still owed. Does nothing
     /// but one `count_keys` when all is well. Call it periodically.
     pub async fn maintain(&self, opts: MaintainOptions) -> Result<MaintainReport, ClientError> {
         let _lock = self.lock().await?;

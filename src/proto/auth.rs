@@ -257,29 +257,43 @@ impl Auth {
         args_sha256: &str,
         now_secs: i64,
     ) -> Result<&UserId, AuthError> {
-        if UserId::fingerprint(&self.identity_key, &self.signing_key) != self.user_id {
-            return Err(AuthError::KeysMismatch);
-        }
-        let ts: i64 = self.ts.parse().map_err(|_| AuthError::Stale)?;
-        if (now_secs - ts).abs() > TIMESTAMP_WINDOW_SECS {
-            return Err(AuthError::Stale);
-        }
+        self.check_claims(now_secs)?;
         let key = self.signing_key.verifying_key();
         let sig = ed25519_dalek::Signature::from_bytes(&self.sig);
         for audience in audiences {
-            let text = signed_text(
-                tool,
-                audience,
-                self.user_id.as_str(),
-                &self.ts,
-                self.nonce.as_str(),
-                args_sha256,
-            );
+            let text = self.signed_text(tool, audience, args_sha256);
             if key.verify_strict(text.as_bytes(), &sig).is_ok() {
                 return Ok(&self.user_id);
             }
         }
         Err(AuthError::BadSignature)
+    }
+
+    /// The checks of [`Auth::verify`] that come before the signature: the
+    /// keys hash to the claimed id and the timestamp is within the window.
+    /// Public so a relay can check signatures in batches after these.
+    pub fn check_claims(&self, now_secs: i64) -> Result<(), AuthError> {
+        if UserId::fingerprint(&self.identity_key, &self.signing_key) != self.user_id {
+            return Err(AuthError::KeysMismatch);
+        }
+        let ts: i64 = self.ts.parse().map_err(|_| AuthError::Stale)?;
+        // abs_diff: an extreme timestamp must be stale, not an overflow.
+        if now_secs.abs_diff(ts) > TIMESTAMP_WINDOW_SECS.unsigned_abs() {
+            return Err(AuthError::Stale);
+        }
+        Ok(())
+    }
+
+    /// The text this request's signature must cover for `audience`.
+    pub fn signed_text(&self, tool: &str, audience: &str, args_sha256: &str) -> String {
+        signed_text(
+            tool,
+            audience,
+            self.user_id.as_str(),
+            &self.ts,
+            self.nonce.as_str(),
+            args_sha256,
+        )
     }
 }
 

@@ -386,6 +386,10 @@ pub struct PeerRow {
 
 const DELIVERED_PURPOSE: &str = "delivered-message";
 
+/// Most sessions kept with one peer. Two is the norm after a crossed
+/// initiation; more means fresh starts whose predecessors are dead.
+pub const MAX_SESSIONS_PER_PEER: i64 = 8;
+
 /// One transaction on the store, with typed accessors.
 pub struct Tx<'a> {
     conn: &'a Connection,
@@ -465,6 +469,13 @@ impl Tx<'_> {
              ON CONFLICT(peer, session_id) DO UPDATE SET pickle=excluded.pickle, \
              last_used=excluded.last_used",
             params![peer, s.session_id, s.peer_key, pickle, now()],
+        )?;
+        // Bound the sessions kept per peer (decryption tries each): the
+        // least recently used beyond the limit are long dead.
+        self.conn.execute(
+            "DELETE FROM sessions WHERE peer=?1 AND session_id NOT IN \
+             (SELECT session_id FROM sessions WHERE peer=?1 ORDER BY last_used DESC LIMIT ?2)",
+            params![peer, MAX_SESSIONS_PER_PEER],
         )?;
         Ok(())
     }
@@ -817,5 +828,74 @@ impl Tx<'_> {
             .query_map([peer], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vodozemac::olm::SessionConfig;
+
+    fn cheap_store(dir: &Path) -> Store {
+        let kdf = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
+        Store::create(
+            dir,
+            NewIdentity {
+                passphrase: "pw",
+                name: "n",
+                relay_url: None,
+                kdf,
+            },
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn sessions_per_peer_are_bounded_keeping_the_most_recent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = cheap_store(&tmp.path().join("s"));
+        let me = Account::new();
+        let mut them = Account::new();
+        them.generate_one_time_keys(20);
+        let keys: Vec<_> = them.one_time_keys().into_values().collect();
+        let mut ids = Vec::new();
+        for otk in keys.iter().take(12) {
+            let session = me
+                .create_outbound_session(SessionConfig::version_1(), them.curve25519_key(), *otk)
+                .unwrap();
+            ids.push(session.session_id());
+            let s = StoredSession {
+                session_id: session.session_id(),
+                peer_key: them.curve25519_key().to_base64(),
+                session,
+            };
+            store.tx(|t| t.save_session("peer", &s)).unwrap();
+        }
+        let kept: Vec<String> = store
+            .tx(|t| t.sessions("peer"))
+            .unwrap()
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
+        let newest: Vec<String> = ids.iter().rev().take(8).cloned().collect();
+        assert_eq!(kept, newest, "most recently used first, oldest dropped");
+    }
+
+    #[test]
+    fn wrong_passphrase_is_refused_before_anything_is_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        drop(cheap_store(&dir));
+        assert_eq!(
+            Store::open(&dir, "nope").unwrap_err(),
+            StoreError::WrongPassphrase
+        );
+        let store = Store::open(&dir, "pw").unwrap();
+        assert!(store.tx(|t| t.account()).is_ok());
     }
 }

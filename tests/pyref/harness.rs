@@ -54,6 +54,17 @@ pub struct PyRef {
     pub root: PathBuf,
     /// `$RETALK_PYREF_DIR` (default `<root>/target/pyref`).
     pub dir: PathBuf,
+    /// Idle `driver.py serve` processes, reused across calls.
+    pool: std::sync::Mutex<Vec<DriverServer>>,
+}
+
+/// One `driver.py serve` process: a request line in, a result line out.
+#[derive(Debug)]
+struct DriverServer {
+    ver: Ver,
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 /// The workspace root (this crate's manifest dir).
@@ -67,7 +78,16 @@ fn pyref_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target/pyref"))
 }
 
-fn setup() -> Result<PyRef, String> {
+/// Why the reference is not available.
+#[derive(Debug)]
+struct Unavailable {
+    reason: String,
+    /// Python or PyPI is missing (a skip is allowed outside CI); otherwise
+    /// the setup itself is broken, which always fails.
+    missing: bool,
+}
+
+fn setup() -> Result<PyRef, Unavailable> {
     let dir = pyref_dir();
     let started = Instant::now();
     let out = Command::new("bash")
@@ -75,42 +95,58 @@ fn setup() -> Result<PyRef, String> {
         .env("RETALK_PYREF_DIR", &dir)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run bash tests/pyref/setup.sh: {e}"))?;
+        .map_err(|e| Unavailable {
+            reason: format!("cannot run bash tests/pyref/setup.sh: {e}"),
+            missing: e.kind() == std::io::ErrorKind::NotFound,
+        })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        let why = match out.status.code() {
-            Some(1) => "PyPI unreachable or the install failed",
-            Some(2) => "no usable python3 (>= 3.10 with venv)",
-            _ => "setup.sh failed",
+        // setup.sh: exit 2 = no usable python3; exit 1 with this text = PyPI
+        // unreachable. Anything else is a broken setup, never skipped.
+        let (why, missing) = match out.status.code() {
+            Some(2) => ("no usable python3 (>= 3.10 with venv)", true),
+            Some(1) if stderr.contains("PyPI looks unreachable") => ("PyPI unreachable", true),
+            _ => ("tests/pyref/setup.sh failed", false),
         };
-        return Err(format!(
-            "{why} (tests/pyref/setup.sh exit {:?}):\n{}",
-            out.status.code(),
-            tail.join("\n")
-        ));
+        return Err(Unavailable {
+            reason: format!(
+                "{why} (tests/pyref/setup.sh exit {:?}):\n{}",
+                out.status.code(),
+                tail.join("\n")
+            ),
+            missing,
+        });
     }
     eprintln!(
         "pyref: reference ready in {:?} ({})",
         started.elapsed(),
         stderr.lines().last().unwrap_or("")
     );
-    Ok(PyRef { root: root(), dir })
+    Ok(PyRef {
+        root: root(),
+        dir,
+        pool: Default::default(),
+    })
 }
 
 /// The Python reference, set up once per process; `None` (after a loud
-/// banner) when it is unavailable and `RETALK_REQUIRE_PYREF` is not set.
-/// `test` names the calling test in the banner.
+/// banner) when Python or PyPI is unavailable and `RETALK_REQUIRE_PYREF`
+/// is not set. Panics when it is set, or when the setup is broken for any
+/// other reason. `test` names the calling test in the banner.
 pub fn pyref(test: &str) -> Option<&'static PyRef> {
-    static SETUP: OnceLock<Result<PyRef, String>> = OnceLock::new();
+    static SETUP: OnceLock<Result<PyRef, Unavailable>> = OnceLock::new();
     match SETUP.get_or_init(setup) {
         Ok(p) => Some(p),
-        Err(reason) => {
+        Err(Unavailable { reason, missing }) => {
             if std::env::var_os("RETALK_REQUIRE_PYREF").is_some_and(|v| !v.is_empty() && v != "0") {
                 panic!(
                     "RETALK_REQUIRE_PYREF is set but the Python reference is unavailable: {reason}"
                 );
+            }
+            if !missing {
+                panic!("the Python reference could not be set up: {reason}");
             }
             // Written to the real stderr, not through eprintln!, which the
             // test runner captures and hides for passing tests.
@@ -148,37 +184,61 @@ impl PyRef {
         self.dir.join(format!("venv-{}/bin/retalk", ver.as_str()))
     }
 
-    /// Runs `driver.py COMMAND` with `args` (JSON on stdin).
+    /// Runs one driver command with `args`, as `driver.py COMMAND -` would
+    /// (same exit code and JSON), through a reused `driver.py serve`
+    /// process of that version (one per concurrent caller).
     pub fn driver(&self, ver: Ver, command: &str, args: &Value) -> DriverOut {
-        let mut child = Command::new(self.python(ver))
-            .arg(self.root.join("tests/pyref/driver.py"))
-            .arg(command)
-            .arg("-")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn driver.py");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(args.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().expect("driver.py runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        use std::io::BufRead;
+        let taken = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.iter()
+                .position(|s| s.ver == ver)
+                .map(|i| pool.swap_remove(i))
+        };
+        let mut server = match taken {
+            Some(s) => s,
+            None => {
+                let mut child = Command::new(self.python(ver))
+                    .arg(self.root.join("tests/pyref/driver.py"))
+                    .arg("serve")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("spawn driver.py serve");
+                DriverServer {
+                    ver,
+                    stdin: child.stdin.take().unwrap(),
+                    stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+                    child,
+                }
+            }
+        };
+        let request = serde_json::json!({"command": command, "args": args});
+        let mut line = String::new();
+        let io = writeln!(server.stdin, "{request}")
+            .and_then(|()| server.stdin.flush())
+            .and_then(|()| server.stdout.read_line(&mut line));
+        if io.is_err() || line.is_empty() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
             panic!(
-                "driver.py {} {command}: stdout is not one JSON object ({e}): {stdout:?}\nstderr: {stderr}",
+                "driver.py serve ({}) died during {command} {args}: {io:?}",
                 ver.as_str()
-            )
+            );
+        }
+        let reply: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!("driver.py serve {command}: not one JSON line ({e}): {line:?}")
         });
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server);
         DriverOut {
-            code: out.status.code().unwrap_or(-1),
-            json,
-            stderr,
+            code: reply["code"].as_i64().unwrap_or(-1) as i32,
+            json: reply["json"].clone(),
+            stderr: reply["stderr"].as_str().unwrap_or_default().to_owned(),
         }
     }
 
@@ -624,9 +684,26 @@ impl PyUser {
     }
 }
 
-/// Our CLI binary (`retalk`, package `retalk-cli`), built once per test
-/// process with the same cargo and profile as this test (a no-op when
-/// `cargo test --workspace` already built it).
+/// The newest modification time of any file under `path`.
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| newest_mtime(&e.ok()?.path()))
+        .max()
+}
+
+/// Our CLI binary (`retalk`, package `retalk-cli`) of this test's profile.
+///
+/// `cargo test --workspace` has just built it (the CLI's own integration
+/// tests need it), so it is used as is when it is newer than every source
+/// it is made from. Otherwise (say, `cargo test --test interop_cli` after
+/// an edit) it is built once per test process with the same cargo and
+/// profile. A fresh binary is never rebuilt here: a nested build resolves
+/// features differently and would recompile the library for nothing.
 pub fn rust_cli_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
@@ -634,6 +711,17 @@ pub fn rust_cli_exe() -> &'static Path {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap().to_path_buf();
+        let bin = profile_dir.join("retalk");
+        let sources = ["src", "retalk-cli", "Cargo.toml", "Cargo.lock"]
+            .iter()
+            .filter_map(|p| newest_mtime(&root().join(p)))
+            .max();
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if let (Some(built), Some(sources)) = (built, sources) {
+            if built >= sources {
+                return bin;
+            }
+        }
         let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
             "debug" => "dev".to_owned(),
             other => other.to_owned(),
@@ -653,8 +741,8 @@ pub fn rust_cli_exe() -> &'static Path {
             "building the retalk CLI failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("harness: retalk CLI ready in {:?}", started.elapsed());
-        profile_dir.join("retalk")
+        eprintln!("harness: retalk CLI built in {:?}", started.elapsed());
+        bin
     })
 }
 
