@@ -244,13 +244,17 @@ impl Verifier {
             Call::Nack(n) => {
                 // The refusal is handed to senders as proof; never store one
                 // the caller did not sign.
-                let sig = ed25519_dalek::Signature::from_bytes(&n.sig_bytes());
                 let text = Nack::signed_text(caller.as_str(), &n.hash);
-                req.auth
-                    .signing_key
-                    .verifying_key()
-                    .verify_strict(text.as_bytes(), &sig)
-                    .map_err(|_| {
+                n.sig_bytes()
+                    .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+                    .and_then(|sig| {
+                        req.auth
+                            .signing_key
+                            .verifying_key()
+                            .verify_strict(text.as_bytes(), &sig)
+                            .ok()
+                    })
+                    .ok_or_else(|| {
                         AuthError::Other(format!(
                             "bad nack signature: sig must be your signature over \"nack|{caller}|<hash>\""
                         ))

@@ -26,9 +26,11 @@ impl Nack {
         format!("nack|{refuser}|{hash}")
     }
 
-    /// The signature bytes.
-    pub fn sig_bytes(&self) -> [u8; 64] {
-        decode_sig(&self.sig).expect("validated at parse")
+    /// The signature bytes; `None` when `sig` is not a 64-byte base64
+    /// signature (never for a parsed request; the fields are public, so a
+    /// hand-built value may hold anything).
+    pub fn sig_bytes(&self) -> Option<[u8; 64]> {
+        decode_sig(&self.sig)
     }
 }
 
