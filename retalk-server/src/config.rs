@@ -25,8 +25,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How hard a commit pushes data to disk before the relay answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `synchronous=FULL`: every group commit is fsynced before any request
-    /// in it is answered. A 200 survives a crash of the process and of the
+    /// Every group commit is fsynced (the WAL, by the writer's syncer
+    /// thread, while the next group runs) before any request in it is
+    /// answered. A 200 survives a crash of the process and of the
     /// machine (power loss).
     #[default]
     Full,

@@ -72,6 +72,14 @@ pub enum ServerError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// The database's write-ahead log could not be opened for syncing.
+    #[error("cannot open the write-ahead log of database {path}: {source}")]
+    Log {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A setting is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -131,13 +139,24 @@ impl Relay {
 
         let db = config.db.clone();
         let durability = config.durability;
-        let conn = tokio::task::spawn_blocking(move || crate::store::open(&db, durability))
+        let conn = tokio::task::spawn_blocking(move || crate::store::open(&db))
             .await
             .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
             .map_err(|source| ServerError::Database {
                 path: config.db.clone(),
                 source,
             })?;
+        let wal = match durability {
+            Durability::Full => {
+                Some(
+                    crate::store::wal_file(&conn).map_err(|source| ServerError::Log {
+                        path: config.db.clone(),
+                        source,
+                    })?,
+                )
+            }
+            Durability::Process => None,
+        };
 
         let waiters = Arc::new(Waiters::default());
         let shutdown = Arc::new(Shutdown::default());
@@ -149,7 +168,7 @@ impl Relay {
             clock_offset_secs: config.clock_offset_secs,
         };
         let (writer, writer_thread) =
-            writer::spawn(conn, limits, Arc::clone(&waiters)).map_err(ServerError::Threads)?;
+            writer::spawn(conn, limits, Arc::clone(&waiters), wal).map_err(ServerError::Threads)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
