@@ -21,8 +21,9 @@ const HEAL_BATCH: usize = 100;
 /// Options for [`User::create_with`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CreateOptions {
-    /// Argon2id cost of the passphrase. The default (19 MiB, 2 passes) is
-    /// the floor for real identities; lower values exist for tests.
+    /// Argon2id cost of the passphrase. The default (19 MiB, 2 passes, 2
+    /// lanes) is the floor for real identities; lower values exist for
+    /// tests.
     pub kdf: KdfParams,
 }
 

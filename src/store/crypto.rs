@@ -32,13 +32,16 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// OWASP's minimum recommendation for Argon2id: 19 MiB, 2 passes, 1
-    /// lane. About 20-30 ms in an optimised build, paid once per process.
+    /// OWASP's minimum recommendation for Argon2id, 19 MiB and 2 passes,
+    /// split into 2 lanes that are filled in parallel: the same memory and
+    /// work for an attacker, half the wall time on a machine with two cores
+    /// (about 11 ms; 1 lane, the default of the first stores, takes 20).
+    /// Paid once per process.
     fn default() -> Self {
         KdfParams {
             m_kib: 19 * 1024,
             t: 2,
-            p: 1,
+            p: 2,
         }
     }
 }
@@ -70,8 +73,14 @@ impl StoreKeys {
             .map_err(|e| StoreError::Corrupt(format!("unusable key-derivation parameters: {e}")))?;
         let kdf = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
         let mut out = Zeroizing::new([0u8; 64]);
-        kdf.hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
-            .map_err(|e| StoreError::Corrupt(format!("key derivation failed: {e}")))?;
+        let pw = passphrase.as_bytes();
+        match KdfMemory::new(params.m_kib) {
+            Some(mut memory) => {
+                kdf.hash_password_into_with_memory(pw, salt, out.as_mut(), memory.blocks())
+            }
+            None => kdf.hash_password_into(pw, salt, out.as_mut()),
+        }
+        .map_err(|e| StoreError::Corrupt(format!("key derivation failed: {e}")))?;
         let mut seal = Zeroizing::new([0u8; 32]);
         let mut pickle = Zeroizing::new([0u8; 32]);
         seal.copy_from_slice(&out[..32]);
@@ -138,6 +147,54 @@ impl StoreKeys {
     }
 }
 
+/// Argon2id's working memory, in huge pages where the system offers them.
+///
+/// Argon2id touches every one of its 19 MiB; in ordinary 4 KiB pages that
+/// is about 5,000 page faults, which cost as much as the hashing itself in
+/// a short-lived process like `retalk send` (docs/benchmarks.md). Asking
+/// for transparent huge pages (2 MiB) makes it a dozen. The memory is a
+/// fresh anonymous mapping, so the kernel hands it over zeroed and takes it
+/// back (and wipes it before anyone else gets it) when dropped.
+struct KdfMemory {
+    map: memmap2::MmapMut,
+    blocks: usize,
+}
+
+impl KdfMemory {
+    /// Huge pages are 2 MiB on x86-64 and arm64 alike; a mapping that is a
+    /// whole number of them is placed on a huge-page boundary.
+    const HUGE_PAGE: usize = 2 << 20;
+
+    /// `None` when the mapping cannot be made; the caller then lets argon2
+    /// allocate on the heap.
+    fn new(m_kib: u32) -> Option<Self> {
+        let blocks = usize::try_from(m_kib).ok()?;
+        let bytes = blocks.checked_mul(argon2::Block::SIZE)?;
+        let len = bytes.checked_next_multiple_of(Self::HUGE_PAGE)?;
+        let map = memmap2::MmapOptions::new().len(len).map_anon().ok()?;
+        #[cfg(target_os = "linux")]
+        {
+            // Only a hint: without transparent huge pages it is refused and
+            // the memory works as ordinary pages.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        Some(KdfMemory { map, blocks })
+    }
+
+    #[allow(unsafe_code)]
+    fn blocks(&mut self) -> &mut [argon2::Block] {
+        // SAFETY: the mapping is page-aligned (more than a Block's 64-byte
+        // alignment), at least `blocks * Block::SIZE` bytes long, zeroed by
+        // the kernel, and a Block is plain `u64`s, valid for any bytes. The
+        // slice borrows `self` mutably, so nothing else can reach the bytes
+        // while it lives.
+        let (head, blocks, _) = unsafe { self.map.align_to_mut::<argon2::Block>() };
+        debug_assert!(head.is_empty());
+        let n = self.blocks.min(blocks.len());
+        &mut blocks[..n]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +204,47 @@ mod tests {
             m_kib: 64,
             t: 1,
             p: 1,
+        }
+    }
+
+    #[test]
+    fn huge_page_memory_gives_the_same_key_as_argon2s_own() {
+        // RFC 9106-style check of our memory path against the crate's heap
+        // path, at the default cost and with more than one lane.
+        for params in [KdfParams::default(), KdfParams { p: 2, ..cheap() }] {
+            let salt = [3u8; SALT_LEN];
+            let ours = StoreKeys::derive("pw", &salt, params).unwrap();
+            let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(64)).unwrap();
+            let kdf = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+            let mut out = [0u8; 64];
+            kdf.hash_password_into(b"pw", &salt, &mut out).unwrap();
+            assert_eq!(ours.pickle_key(), &out[32..], "{params:?}");
+        }
+    }
+
+    #[test]
+    fn keys_match_argon2_0_5_for_one_and_two_lanes() {
+        // Outputs of argon2 0.5.3 (the version the first stores were made
+        // with, one lane) at 19 MiB and 2 passes: an upgrade of the crate, its
+        // parallel lanes or how its memory is provided must not change the
+        // key of an existing store.
+        let cases = [
+            (
+                1,
+                "21f60020db8842dd42b55c1493e9a038d9a09e3d692c9e10c38d854d17d42c61",
+            ),
+            (
+                2,
+                "39cd29b4d0ec796a86adefd92652b081fdff5e98c69d519075edda534d053851",
+            ),
+        ];
+        for (p, want) in cases {
+            let params = KdfParams {
+                p,
+                ..KdfParams::default()
+            };
+            let keys = StoreKeys::derive("correct horse", &[3u8; SALT_LEN], params).unwrap();
+            assert_eq!(hex::encode(keys.pickle_key()), want, "{p} lanes");
         }
     }
 

@@ -120,14 +120,11 @@ impl Cli {
     }
 }
 
-/// One Argon2id derivation with the client's default cost (64 output
-/// bytes, as the client's store derives).
+/// One Argon2id derivation exactly as the client's store does it (default
+/// cost, 64 output bytes, its memory and lanes).
 fn argon2id_default(passphrase: &str) -> Result<(), String> {
-    let k = retalk::KdfParams::default();
-    let p = argon2::Params::new(k.m_kib, k.t, k.p, Some(64)).map_err(|e| e.to_string())?;
-    let kdf = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
-    let mut out = [0u8; 64];
-    kdf.hash_password_into(passphrase.as_bytes(), &[7u8; 16], &mut out)
+    retalk::StoreKeys::derive(passphrase, &[7u8; 16], retalk::KdfParams::default())
+        .map(drop)
         .map_err(|e| e.to_string())
 }
 
