@@ -112,7 +112,7 @@ async fn folder_is_private_and_files_too() {
 }
 
 #[tokio::test]
-async fn default_key_derivation_is_argon2id_19mib_2_passes() {
+async fn default_key_derivation_is_argon2id_19mib_2_passes_2_lanes() {
     let tmp = tempfile::tempdir().unwrap();
     let a = User::create(&tmp.path().join("a"), PASS, "a", None)
         .await
@@ -129,7 +129,7 @@ async fn default_key_derivation_is_argon2id_19mib_2_passes() {
     assert_eq!(meta("a", "kdf"), "argon2id");
     assert_eq!(meta("a", "kdf_m_kib"), "19456");
     assert_eq!(meta("a", "kdf_t"), "2");
-    assert_eq!(meta("a", "kdf_p"), "1");
+    assert_eq!(meta("a", "kdf_p"), "2");
     assert_eq!(meta("a", "format_version"), "1");
     assert_eq!(meta("a", "kdf_salt").len(), 32);
     assert_ne!(

@@ -12,6 +12,7 @@ mod scenario;
 mod stats;
 mod target_relay;
 mod wire;
+mod witness;
 
 use std::path::PathBuf;
 

@@ -49,6 +49,9 @@ pub struct Managed {
     child: Option<Child>,
     /// How to address it.
     pub relay: Relay,
+    /// The URL signatures must be bound to, when not `relay`'s own (see
+    /// [`Managed::restart_with_audience`]).
+    audience: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -141,6 +144,7 @@ impl Managed {
             port,
             child: None,
             relay: Relay::new(&url, None).map_err(io::Error::other)?,
+            audience: None,
             _dir: Some(tmp),
         };
         m.spawn().await?;
@@ -152,7 +156,10 @@ impl Managed {
         if self.child.is_some() {
             return Ok(());
         }
-        let url = self.relay.target.url.clone();
+        let url = self
+            .audience
+            .clone()
+            .unwrap_or_else(|| self.relay.target.url.clone());
         let port = self.port.to_string();
         let log = fs::OpenOptions::new()
             .create(true)
@@ -202,6 +209,15 @@ impl Managed {
             )));
         }
         Ok(())
+    }
+
+    /// Restarts the relay (same port and database) so that it accepts
+    /// requests signed for `audience` (a forwarder's URL) instead of its own.
+    /// The bench's own requests to it are not usable afterwards.
+    pub async fn restart_with_audience(&mut self, audience: &str) -> io::Result<()> {
+        self.stop();
+        self.audience = Some(audience.to_owned());
+        self.spawn().await
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after 10 s) and waits for it.

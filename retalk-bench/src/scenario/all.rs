@@ -240,8 +240,9 @@ pub async fn run(args: &AllArgs) -> Result<AllReport, String> {
                 pipe_messages: args.cli_runs,
                 pipe_timeout: 15.0,
             };
-            let under = a.relay.open().await.map_err(|e| e.to_string())?;
-            match tokio::task::block_in_place(|| cli::run_on(&under, &a)) {
+            let mut under = a.relay.open().await.map_err(|e| e.to_string())?;
+            let witness = cli::witness_for(&mut under).await?;
+            match tokio::task::block_in_place(|| cli::run_on(&under, &a, witness.as_ref())) {
                 Ok(r) => report.cli.push(r),
                 Err(e) => report.skipped.push(format!(
                     "cli {} on {}: {e}",

@@ -4,7 +4,11 @@
 //! the signed request, exit), of one `retalk receive` of an empty mailbox,
 //! and the delivery latency through the real pipe: `retalk send` in one
 //! process to the line appearing on the stdout of a
-//! `retalk receive --follow --json` running in another.
+//! `retalk receive --follow --json` running in another, measured two ways:
+//! from the moment the relay answered the sender's `send_message` (the
+//! issue's definition of delivery; seen by a forwarder in front of the
+//! relay, [`crate::witness`]) and from the start of the `retalk send`
+//! process (what a person typing both commands waits for).
 //!
 //! Works with any CLI that has the reference command shapes
 //! (`init DIR`, `add -s DIR NAME ID`, `send -s DIR PEER TEXT`,
@@ -21,6 +25,7 @@ use serde::Serialize;
 
 use crate::stats::{table, Latency, Recorder};
 use crate::target_relay::{RelayArgs, UnderTest};
+use crate::witness::Witness;
 
 /// Options of the `cli` scenario.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +67,9 @@ pub struct CliReport {
     pub receive_empty: Latency,
     /// `retalk send` start to the message line on the follower's stdout.
     pub pipe: Latency,
+    /// The relay's answer to that `send_message` to the message line on the
+    /// follower's stdout (not measured for a relay this tool did not start).
+    pub pipe_delivery: Option<Latency>,
     /// Pipe messages that never came out.
     pub pipe_lost: u64,
 }
@@ -130,20 +138,43 @@ fn argon2id_default(passphrase: &str) -> Result<(), String> {
 
 /// Runs the scenario.
 pub async fn run(args: &CliArgs) -> Result<CliReport, String> {
-    let under = args.relay.open().await.map_err(|e| e.to_string())?;
-    run_on(&under, args)
+    let mut under = args.relay.open().await.map_err(|e| e.to_string())?;
+    let witness = witness_for(&mut under).await?;
+    run_on(&under, args, witness.as_ref())
+}
+
+/// Puts a [`Witness`] in front of a relay this tool started (restarting it
+/// to accept the forwarder's URL as its audience); `None` for a running
+/// relay given by URL, whose audience cannot be changed from here.
+pub async fn witness_for(under: &mut UnderTest) -> Result<Option<Witness>, String> {
+    let UnderTest::Managed(m) = under else {
+        return Ok(None);
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], m.relay.target.port));
+    let witness = Witness::start(addr).map_err(|e| format!("cannot start the forwarder: {e}"))?;
+    m.restart_with_audience(witness.url())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(witness))
 }
 
 /// Runs the scenario against an open relay (blocking: it waits on
 /// processes).
-pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
+///
+/// With a `witness` (see [`witness_for`]) the clients talk to the relay
+/// through it.
+pub fn run_on(
+    under: &UnderTest,
+    args: &CliArgs,
+    witness: Option<&Witness>,
+) -> Result<CliReport, String> {
     let bin = args
         .cli
         .clone()
         .unwrap_or_else(|| crate::target_relay::sibling("retalk"));
     let cli = Cli {
         bin: bin.clone(),
-        server: under.relay().target.url.clone(),
+        server: witness.map_or_else(|| under.relay().target.url.clone(), |w| w.url().to_owned()),
     };
     let tmp = tempfile::Builder::new()
         .prefix("retalk-bench-cli-")
@@ -214,9 +245,13 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
     std::thread::sleep(Duration::from_millis(1500));
     while rx.try_recv().is_ok() {}
     let mut pipe = Recorder::default();
+    let mut pipe_delivery = Recorder::default();
     let mut pipe_lost = 0;
     for i in 0..args.pipe_messages {
         let text = format!("pipe-{i}-{}", rand::random::<u32>());
+        if let Some(w) = witness {
+            w.clear();
+        }
         let t0 = Instant::now();
         cli.run(&["send", "-s", &sa, "bob", &text])?;
         let deadline = t0 + Duration::from_secs_f64(args.pipe_timeout);
@@ -232,7 +267,13 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
             }
         }
         match got {
-            Some(at) => pipe.record(at - t0),
+            Some(at) => {
+                pipe.record(at - t0);
+                let answered = witness.and_then(Witness::last_send_answer);
+                if let Some(answered) = answered {
+                    pipe_delivery.record(at.saturating_duration_since(answered));
+                }
+            }
             None => pipe_lost += 1,
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -251,6 +292,7 @@ pub fn run_on(under: &UnderTest, args: &CliArgs) -> Result<CliReport, String> {
         argon2id: argon2id.latency(),
         receive_empty: receive_empty.latency(),
         pipe: pipe.latency(),
+        pipe_delivery: witness.map(|_| pipe_delivery.latency()),
         pipe_lost,
     })
 }
@@ -267,6 +309,9 @@ pub fn render(reports: &[CliReport]) -> String {
                 r.send.cell(),
                 r.receive_empty.cell(),
                 format!("{} ({} lost)", r.pipe.cell(), r.pipe_lost),
+                r.pipe_delivery
+                    .as_ref()
+                    .map_or_else(|| "not measured".to_owned(), Latency::cell),
             ]
         })
         .collect();
@@ -277,7 +322,8 @@ pub fn render(reports: &[CliReport]) -> String {
             "id (unlock only) p50 / p99 / max",
             "send wall p50 / p99 / max",
             "empty receive wall p50 / p99 / max",
-            "send → follow --json line p50 / p99 / max",
+            "send start → follow --json line p50 / p99 / max",
+            "relay answered send → follow --json line p50 / p99 / max",
         ],
         &rows,
     )
