@@ -43,9 +43,13 @@ pub struct AllArgs {
     /// send: timed requests per relay.
     #[arg(long, default_value_t = 100_000)]
     pub requests: usize,
-    /// send: connection counts to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "8,64")]
+    /// send: connection counts to measure on our relay, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,64,256,1024")]
     pub concurrency: Vec<usize>,
+    /// send: connection counts to measure on the Python relay (a thread
+    /// and a new TCP connection per request there, so fewer).
+    #[arg(long, value_delimiter = ',', default_value = "8,64")]
+    pub python_concurrency: Vec<usize>,
     /// send/read/latency: ciphertext bytes per message.
     #[arg(long, default_value_t = 256)]
     pub body_bytes: usize,
@@ -139,7 +143,11 @@ pub async fn run(args: &AllArgs) -> Result<AllReport, String> {
     }
     if wants("send") {
         for (kind, bin) in &relays {
-            for &c in &args.concurrency {
+            let counts = match kind {
+                Kind::Ours => &args.concurrency,
+                Kind::Python => &args.python_concurrency,
+            };
+            for &c in counts {
                 let a = send::SendArgs {
                     relay: spawn(*kind, bin),
                     requests: args.requests,
