@@ -7,10 +7,11 @@
 //! then goes on to save its state and exit. The clients therefore talk to
 //! the relay through this forwarder (the relay is told to accept the
 //! forwarder's URL as its audience), and the forwarder timestamps the first
-//! byte of the relay's answer to any request whose bytes mention
-//! `send_message`, before passing it on. The forwarder also delays every
-//! answer the receiver gets by one loopback hop, so the figure it yields errs
-//! on the long side.
+//! byte of the relay's answer to a `send_message` signed by the sender
+//! (the request mentions both), before passing it on. Only the sender's
+//! count: a receiver acknowledges what it got with a `send_message` of its
+//! own. The forwarder also delays every answer the receiver gets by one
+//! loopback hop, so the figure it yields errs on the long side.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -22,10 +23,19 @@ use std::time::Instant;
 /// while the caller blocks on child processes) until the process ends.
 pub struct Witness {
     url: String,
-    answers: Arc<Mutex<Vec<Instant>>>,
+    seen: Arc<Seen>,
 }
 
-const NEEDLE: &[u8] = b"send_message";
+/// What the connections share.
+#[derive(Default)]
+struct Seen {
+    /// The user id whose `send_message` answers count.
+    sender: Mutex<Vec<u8>>,
+    /// When those answers came.
+    answers: Mutex<Vec<Instant>>,
+}
+
+const TOOL: &[u8] = b"send_message";
 
 impl Witness {
     /// Listens on a free loopback port and forwards every connection to
@@ -33,14 +43,14 @@ impl Witness {
     pub fn start(upstream: SocketAddr) -> io::Result<Witness> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}", listener.local_addr()?);
-        let answers = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&answers);
+        let seen = Arc::new(Seen::default());
+        let shared = Arc::clone(&seen);
         std::thread::Builder::new()
             .name("witness-accept".into())
             .spawn(move || {
                 for client in listener.incoming() {
                     let Ok(client) = client else { continue };
-                    let seen = Arc::clone(&seen);
+                    let seen = Arc::clone(&shared);
                     let _ = std::thread::Builder::new()
                         .name("witness-conn".into())
                         .spawn(move || {
@@ -48,7 +58,12 @@ impl Witness {
                         });
                 }
             })?;
-        Ok(Witness { url, answers })
+        Ok(Witness { url, seen })
+    }
+
+    /// Counts only `send_message` requests signed by `user_id` from now on.
+    pub fn watch_sender(&self, user_id: &str) {
+        *lock(&self.seen.sender) = user_id.as_bytes().to_vec();
     }
 
     /// The URL clients use instead of the relay's.
@@ -58,49 +73,89 @@ impl Witness {
 
     /// Forgets the answers noted so far.
     pub fn clear(&self) {
-        self.answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        lock(&self.seen.answers).clear();
     }
 
     /// The latest `send_message` answer noted since [`Witness::clear`].
     pub fn last_send_answer(&self) -> Option<Instant> {
-        self.answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last()
-            .copied()
+        lock(&self.seen.answers).last().copied()
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether `request` names `user` as its signer: the id as the value of
+/// the auth's `user_id` (0.0.1) or `fingerprint` (0.3.x), however the JSON
+/// is spaced, not merely anywhere (a receipt sent back to the sender names
+/// the sender as its `to`).
+fn signed_by(request: &[u8], user: &[u8]) -> bool {
+    if user.is_empty() {
+        return false;
+    }
+    (0..request.len().saturating_sub(user.len() - 1))
+        .filter(|&i| request[i..].starts_with(user))
+        .any(|i| {
+            let before = request[..i].trim_ascii_end();
+            let before = before
+                .strip_suffix(b"\"")
+                .unwrap_or(before)
+                .trim_ascii_end();
+            let Some(before) = before.strip_suffix(b":") else {
+                return false;
+            };
+            let key = before.trim_ascii_end();
+            key.ends_with(b"\"user_id\"") || key.ends_with(b"\"fingerprint\"")
+        })
+}
+
+/// Largest request kept for matching (ours are a few KiB).
+const MAX_KEPT: usize = 1 << 20;
+
 /// Copies both ways until either side closes. HTTP/1.1 keep-alive is
-/// sequential, so "a request mentioning send_message went up" followed by
-/// "bytes came down" is that request's answer.
-fn forward(client: TcpStream, upstream: SocketAddr, seen: &Mutex<Vec<Instant>>) -> io::Result<()> {
+/// sequential, so "a matching request went up" followed by "bytes came
+/// down" is that request's answer, and the next bytes up start a new
+/// request.
+fn forward(client: TcpStream, upstream: SocketAddr, seen: &Arc<Seen>) -> io::Result<()> {
     let relay = TcpStream::connect(upstream)?;
     client.set_nodelay(true)?;
     relay.set_nodelay(true)?;
+    // Set when the request going up matches; cleared (and the request
+    // buffer with it) when its answer comes down.
     let pending = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicBool::new(false));
     let (mut client_r, mut relay_w) = (client.try_clone()?, relay.try_clone()?);
-    let up_pending = Arc::clone(&pending);
+    let (up_pending, up_answered, up_seen) = (
+        Arc::clone(&pending),
+        Arc::clone(&answered),
+        Arc::clone(seen),
+    );
     let up = std::thread::Builder::new()
         .name("witness-up".into())
         .spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
-            // The needle may straddle two reads: keep the previous tail.
-            let mut tail: Vec<u8> = Vec::new();
+            // The current request so far (the needles may straddle reads).
+            let mut request: Vec<u8> = Vec::new();
             loop {
                 let n = match client_r.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                tail.extend_from_slice(&buf[..n]);
-                if tail.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+                if up_answered.swap(false, Ordering::SeqCst) {
+                    request.clear();
+                }
+                if request.len() < MAX_KEPT {
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let sender = lock(&up_seen.sender).clone();
+                if contains(&request, TOOL) && signed_by(&request, &sender) {
                     up_pending.store(true, Ordering::SeqCst);
                 }
-                let keep = tail.len().saturating_sub(NEEDLE.len() - 1);
-                tail.drain(..keep);
                 if relay_w.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -114,10 +169,10 @@ fn forward(client: TcpStream, upstream: SocketAddr, seen: &Mutex<Vec<Instant>>) 
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let now = Instant::now();
+        answered.store(true, Ordering::SeqCst);
         if pending.swap(false, Ordering::SeqCst) {
-            seen.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Instant::now());
+            lock(&seen.answers).push(now);
         }
         if client_w.write_all(&buf[..n]).is_err() {
             break;
@@ -133,7 +188,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notes_the_answer_to_a_request_that_mentions_send_message() {
+    fn signer_is_the_auth_id_in_either_dialect_and_spacing() {
+        assert!(signed_by(br#"{"auth": {"user_id": "ab12"}}"#, b"ab12"));
+        assert!(signed_by(br#"{"auth":{"fingerprint":"ab12"}}"#, b"ab12"));
+        assert!(!signed_by(br#"{"args": {"to": "ab12"}}"#, b"ab12"));
+        assert!(!signed_by(br#"{"auth": {"user_id": "cd34"}}"#, b"ab12"));
+        assert!(!signed_by(br#"{"auth": {"user_id": "ab12"}}"#, b""));
+    }
+
+    #[test]
+    fn notes_answers_to_the_senders_send_message_only() {
         let relay = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = relay.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -152,10 +216,12 @@ mod tests {
             }
         });
         let w = Witness::start(addr).unwrap();
+        w.watch_sender("alice");
         let port = w.url().rsplit(':').next().unwrap().parse::<u16>().unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut buf = [0u8; 16];
-        c.write_all(b"{\"tool\": \"count_keys\"}").unwrap();
+        // Another user's send_message does not count, even to the sender.
+        c.write_all(b"{\"tool\": \"send_message\", \"args\": {\"to\": \"alice\"}, \"auth\": {\"user_id\": \"bob\"}}").unwrap();
         let n = c.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"first");
         assert_eq!(w.last_send_answer(), None);
@@ -163,7 +229,8 @@ mod tests {
         c.write_all(b"{\"tool\": \"send_").unwrap();
         c.flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        c.write_all(b"message\"}").unwrap();
+        c.write_all(b"message\", \"auth\": {\"fingerprint\":\"alice\"}}")
+            .unwrap();
         let n = c.read(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"second");
         assert!(w.last_send_answer().is_some_and(|t| t >= before));

@@ -52,11 +52,11 @@ impl User {
     pub async fn send(&self, to: &UserId, text: &str) -> Result<String, ClientError> {
         self.relay()?;
         let _lock = self.lock().await?;
-        let account = self.account()?;
+        let account = self.signer();
         let envelope = Envelope::new_msg(text, self.name.as_str());
         let id = envelope.id().unwrap_or_default().to_owned();
         let (mtype, body) = self
-            .encrypt_and_store(&account, to, &envelope, Some(&id))
+            .encrypt_and_store(account, to, &envelope, Some(&id))
             .await?;
         failpoint::hit("send:stored");
         let req = SendMessage {
@@ -64,7 +64,7 @@ impl User {
             mtype,
             body,
         };
-        match self.call(&account, &req).await {
+        match self.call(account, &req).await {
             Ok(SendOutcome::Stored { .. }) => Ok(id),
             Ok(SendOutcome::Refused { .. }) => {
                 self.store.tx(|t| t.outbox_delete(&id, None))?;
@@ -124,7 +124,7 @@ impl User {
         if rows.is_empty() {
             return Ok(0);
         }
-        let account = self.account()?;
+        let account = self.signer();
         let mut sent = 0;
         for row in rows {
             let (Ok(peer), Ok(mtype)) = (
@@ -139,14 +139,14 @@ impl User {
                 mtype,
                 body: row.body.clone(),
             };
-            match self.call(&account, &req).await {
+            match self.call(account, &req).await {
                 Ok(SendOutcome::Stored { .. }) => {
                     self.store.tx(|t| t.outbox_sent(&row.id))?;
                     sent += 1;
                 }
                 Ok(SendOutcome::Refused { hash, sig, .. }) => {
                     if self
-                        .verify_refusal(&account, &peer, &row.body, &hash, &sig)
+                        .verify_refusal(account, &peer, &row.body, &hash, &sig)
                         .await
                     {
                         // The recipient signed that it will never read this
@@ -270,8 +270,7 @@ impl User {
         if ready.is_empty() {
             return Ok(0);
         }
-        let account = self.account()?;
-        let account = &account;
+        let account = self.signer();
         let results: Vec<(i64, Result<SendOutcome, ClientError>)> = futures_util::stream::iter(
             ready.into_iter().map(|(seq, to, mtype, body)| async move {
                 let req = SendMessage { to, mtype, body };

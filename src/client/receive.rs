@@ -99,8 +99,7 @@ impl User {
         };
         {
             let _lock = self.lock().await?;
-            let account = self.account()?;
-            let fetched = self.fetch(&account, None, false).await;
+            let fetched = self.fetch(self.signer(), None, false).await;
             let inbox = self.finish_locked(fetched).await?;
             if !inbox.is_empty() || wait_secs.is_none() {
                 return Ok(inbox);
@@ -110,8 +109,8 @@ impl User {
         // over, so a process stopped (SIGINT, kill) while a destructive read
         // is held open could lose the answer in flight. Once the peek sees
         // mail, the short destructive read below fetches it under the lock.
-        let account = self.account()?;
-        let peeked = self.fetch(&account, wait_secs, true).await?;
+        let account = self.signer();
+        let peeked = self.fetch(account, wait_secs, true).await?;
         if !peeked.is_empty() {
             failpoint::hit("receive:peeked");
         }
@@ -119,7 +118,7 @@ impl User {
         let fetched = if peeked.is_empty() {
             Ok(Vec::new())
         } else {
-            self.fetch(&account, None, false).await
+            self.fetch(account, None, false).await
         };
         self.finish_locked(fetched).await
     }
@@ -184,14 +183,19 @@ impl User {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut account = self.account()?;
+        // Loaded (fresh, under the lock) only if a row starts a session.
+        let mut account = None;
         for row in rows {
             self.process_row(&mut account, &row).await?;
         }
         Ok(())
     }
 
-    async fn process_row(&self, account: &mut Account, row: &InboxRow) -> Result<(), ClientError> {
+    async fn process_row(
+        &self,
+        account: &mut Option<Account>,
+        row: &InboxRow,
+    ) -> Result<(), ClientError> {
         let Ok(sender) = UserId::parse(&row.sender, "from") else {
             tracing::warn!("dropping mail whose sender is not a user id");
             self.store.tx(|t| t.inbox_delete(row.seq))?;
@@ -225,7 +229,7 @@ impl User {
                     t.inbox_delete(row.seq)
                 })?;
                 if refuse {
-                    self.refuse(account, &hash).await;
+                    self.refuse(&hash).await;
                 }
                 return Ok(());
             }
@@ -238,7 +242,7 @@ impl User {
         let envelope = Envelope::parse(&plaintext);
         let from = sender.as_str();
         self.store.tx(|t| {
-            if account_changed {
+            if let (true, Some(account)) = (account_changed, account.as_ref()) {
                 t.save_account(account)?;
             }
             t.save_session(from, &session)?;
@@ -283,7 +287,7 @@ impl User {
     /// changes nothing.
     async fn decrypt(
         &self,
-        account: &mut Account,
+        account: &mut Option<Account>,
         sender: &UserId,
         row: &InboxRow,
     ) -> Result<Outcome, ClientError> {
@@ -309,7 +313,7 @@ impl User {
                 }
                 let keys = match self
                     .call(
-                        account,
+                        self.signer(),
                         &GetKeys {
                             peer: sender.clone(),
                         },
@@ -325,6 +329,12 @@ impl User {
                 }
                 let Ok(ik) = Curve25519PublicKey::from_base64(&keys.identity_key) else {
                     return problem("the relay served an invalid identity key");
+                };
+                // Creating the session consumes one of our one-time keys:
+                // the account must be the stored one, not the signer.
+                let account = match account {
+                    Some(a) => a,
+                    None => account.insert(self.account()?),
                 };
                 match account.create_inbound_session(session_config(), ik, pre_key) {
                     Ok(r) => Ok(Outcome::Plain {
@@ -363,7 +373,8 @@ impl User {
     /// the message and starts a fresh session: a pair whose sessions broke
     /// (a store restored from a backup, say) heals by itself. Best effort:
     /// relays without `nack` refuse it, and the next copy tries again.
-    async fn refuse(&self, account: &Account, hash: &str) {
+    async fn refuse(&self, hash: &str) {
+        let account = self.signer();
         let text = Nack::signed_text(self.user_id().as_str(), hash);
         let req = Nack {
             hash: hash.to_owned(),

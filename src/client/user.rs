@@ -44,6 +44,13 @@ pub struct User {
     relay_override: Option<String>,
     /// `GET /info`'s `max_wait` for the relay last asked.
     wait_cache: Mutex<Option<(String, Option<u64>)>>,
+    /// The account as it was when the store was opened, for what never
+    /// changes: signing requests, the identity keys, starting outbound
+    /// sessions. Unpickling an account costs milliseconds (its one-time
+    /// keys' public halves are recomputed), which used to be paid several
+    /// times per command; anything that changes the account (new keys, an
+    /// inbound session) loads it fresh under the store lock instead.
+    signer: Account,
 }
 
 impl std::fmt::Debug for User {
@@ -128,7 +135,7 @@ impl User {
         .await?;
         Self::from_parts(
             store,
-            &account,
+            account,
             name.to_owned(),
             relay_url.map(str::to_owned),
         )
@@ -158,12 +165,12 @@ impl User {
                 t.meta("relay_url")?,
             ))
         })?;
-        Self::from_parts(store, &account, name, relay)
+        Self::from_parts(store, account, name, relay)
     }
 
     fn from_parts(
         store: Store,
-        account: &Account,
+        account: Account,
         name: String,
         saved_relay: Option<String>,
     ) -> Result<User, ClientError> {
@@ -184,6 +191,7 @@ impl User {
             saved_relay,
             relay_override: None,
             wait_cache: Mutex::new(None),
+            signer: account,
         })
     }
 
@@ -246,6 +254,12 @@ impl User {
 
     pub(crate) fn account(&self) -> Result<Account, ClientError> {
         Ok(self.store.tx(|t| t.account())?)
+    }
+
+    /// The account for signing and for what else only reads its identity
+    /// (see the field); [`Self::account`] when it is to change.
+    pub(crate) fn signer(&self) -> &Account {
+        &self.signer
     }
 
     /// Calls a tool on the relay, signed with this identity.
@@ -361,8 +375,7 @@ impl User {
     /// the identity heals by itself.
     pub async fn ensure_published(&self) -> Result<bool, ClientError> {
         let _lock = self.lock().await?;
-        let account = self.account()?;
-        let counts = self.count_keys(&account).await?;
+        let counts = self.count_keys(self.signer()).await?;
         if counts.has_fallback {
             return Ok(false);
         }
@@ -380,9 +393,7 @@ impl User {
     /// but one `count_keys` when all is well. Call it periodically.
     pub async fn maintain(&self, opts: MaintainOptions) -> Result<MaintainReport, ClientError> {
         let _lock = self.lock().await?;
-        let account = self.account()?;
-        let counts = self.count_keys(&account).await?;
-        drop(account);
+        let counts = self.count_keys(self.signer()).await?;
         let forgotten = !counts.has_fallback;
         let replenished = (counts.unclaimed as usize) < opts.min_otks;
         let stale = match self.store.tx(|t| t.meta("fallback_ts"))? {

@@ -241,6 +241,9 @@ pub fn run_on(
             }
         }
     });
+    if let Some(w) = witness {
+        w.watch_sender(&ida);
+    }
     // Let the follower start and reach its waiting read.
     std::thread::sleep(Duration::from_millis(1500));
     while rx.try_recv().is_ok() {}
