@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod io;
+pub mod nonces;
 pub mod server;
 pub mod store;
 pub mod verify;
@@ -139,13 +140,18 @@ impl Relay {
 
         let db = config.db.clone();
         let durability = config.durability;
-        let conn = tokio::task::spawn_blocking(move || crate::store::open(&db))
-            .await
-            .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
-            .map_err(|source| ServerError::Database {
-                path: config.db.clone(),
-                source,
-            })?;
+        let offset = config.clock_offset_secs;
+        let (conn, nonces) = tokio::task::spawn_blocking(move || {
+            let conn = crate::store::open(&db)?;
+            let nonces = nonces::NonceMemory::load(&conn, unix_now(offset))?;
+            Ok::<_, rusqlite::Error>((conn, nonces))
+        })
+        .await
+        .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
+        .map_err(|source| ServerError::Database {
+            path: config.db.clone(),
+            source,
+        })?;
         let wal = match durability {
             Durability::Full => {
                 Some(
@@ -168,7 +174,8 @@ impl Relay {
             clock_offset_secs: config.clock_offset_secs,
         };
         let (writer, writer_thread) =
-            writer::spawn(conn, limits, Arc::clone(&waiters), wal).map_err(ServerError::Threads)?;
+            writer::spawn(conn, nonces, limits, Arc::clone(&waiters), wal)
+                .map_err(ServerError::Threads)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);

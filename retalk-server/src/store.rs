@@ -10,7 +10,11 @@
 //! * `messages(recipient, id)`: a mailbox read costs the size of that
 //!   mailbox, not of all mail waiting on the relay;
 //! * `otks(owner, claimed, id)`: claiming and counting keys;
-//! * `nonces(ts)` and `refused(ts)`: pruning old entries.
+//! * `refused(ts)`: pruning old entries.
+//!
+//! and one table, `retalk_nonces(ts, nonce)`, appended to in time order,
+//! where it records the nonces of requests it served (see
+//! [`crate::nonces`] for why not in the reference's `nonces`).
 //!
 //! The functions here run inside the writer's transaction (see
 //! [`crate::writer`]); none of them commits.
@@ -20,7 +24,7 @@ use std::path::Path;
 use retalk::proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk::proto::{AuthError, Nonce, UserId, WireError};
+use retalk::proto::{Nonce, UserId, WireError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -69,17 +73,22 @@ CREATE TABLE IF NOT EXISTS refused(
 );
 ";
 
-/// What this relay adds: indexes only.
+/// What this relay adds: indexes, and its own table of nonces.
 const RELAY_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS retalk_messages_recipient ON messages(recipient, id);
 CREATE INDEX IF NOT EXISTS retalk_otks_owner ON otks(owner, claimed, id);
 CREATE INDEX IF NOT EXISTS retalk_nonces_ts ON nonces(ts);
 CREATE INDEX IF NOT EXISTS retalk_refused_ts ON refused(ts);
+CREATE TABLE IF NOT EXISTS retalk_nonces(
+    ts REAL NOT NULL,
+    nonce TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retalk_nonces_by_ts ON retalk_nonces(ts);
 ";
 
 /// `PRAGMA user_version` once this relay's indexes exist. Later migrations
 /// bump it; the reference never sets it (it stays 0).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
@@ -177,21 +186,40 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
-/// Records a request's nonce; refuses one seen before.
-pub fn insert_nonce(conn: &Connection, nonce: &Nonce, now: f64) -> OpResult<()> {
-    let added = conn
-        .prepare_cached("INSERT OR IGNORE INTO nonces(nonce, ts) VALUES(?1, ?2)")?
-        .execute(params![nonce.as_str(), now])?;
-    if added == 0 {
-        return Err(WireError::Auth(AuthError::Replay).into());
-    }
+/// Appends a nonce this relay accepted at `now` to its table (see
+/// [`crate::nonces`] for why the check itself is made in memory).
+pub fn record_nonce(conn: &Connection, nonce: &Nonce, now: f64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO retalk_nonces(ts, nonce) VALUES(?1, ?2)")?
+        .execute(params![now, nonce.as_str()])?;
     Ok(())
+}
+
+/// Nonces seen since `cutoff`: this relay's, and any a reference relay
+/// recorded in its own table on the same file.
+pub fn recent_nonces(conn: &Connection, cutoff: f64) -> rusqlite::Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT nonce, ts FROM retalk_nonces WHERE ts >= ?1",
+        "SELECT nonce, ts FROM nonces WHERE ts >= ?1",
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([cutoff], |r| {
+            Ok((text(r, 0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(cutoff)))
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
 }
 
 /// Forgets nonces too old to matter and refusals past their lifetime.
 pub fn prune(conn: &Connection, now: f64, refused_ttl_secs: f64) -> rusqlite::Result<()> {
+    let cutoff = now - NONCE_MEMORY_SECS;
     conn.prepare_cached("DELETE FROM nonces WHERE ts < ?1")?
-        .execute([now - NONCE_MEMORY_SECS])?;
+        .execute([cutoff])?;
+    conn.prepare_cached("DELETE FROM retalk_nonces WHERE ts < ?1")?
+        .execute([cutoff])?;
     if refused_ttl_secs > 0.0 {
         conn.prepare_cached("DELETE FROM refused WHERE ts < ?1")?
             .execute([now - refused_ttl_secs])?;
@@ -583,6 +611,9 @@ mod tests {
             "SELECT COUNT(*) FROM otks WHERE owner=?1 AND claimed=0",
             "SELECT id FROM otks WHERE owner=?1 AND claimed=0 ORDER BY id LIMIT 1",
             "DELETE FROM nonces WHERE ts < ?1",
+            "DELETE FROM retalk_nonces WHERE ts < ?1",
+            "SELECT nonce, ts FROM retalk_nonces WHERE ts >= ?1",
+            "SELECT nonce, ts FROM nonces WHERE ts >= ?1",
             "SELECT sig FROM refused WHERE recipient=?1 AND hash=?2 AND ts>?3",
             "SELECT 1 FROM users WHERE id=?1",
         ] {
@@ -603,14 +634,16 @@ mod tests {
         let window = 2.0 * retalk::proto::TIMESTAMP_WINDOW_SECS as f64;
         let young = Nonce::parse(&"1".repeat(32)).unwrap();
         let old = Nonce::parse(&"2".repeat(32)).unwrap();
-        insert_nonce(&conn, &young, now - window).unwrap();
-        insert_nonce(&conn, &old, now - NONCE_MEMORY_SECS - 1.0).unwrap();
+        record_nonce(&conn, &young, now - window).unwrap();
+        record_nonce(&conn, &old, now - NONCE_MEMORY_SECS - 1.0).unwrap();
+        conn.execute(
+            "INSERT INTO nonces(nonce, ts) VALUES(?1, ?2)",
+            params![old.as_str(), now - NONCE_MEMORY_SECS - 1.0],
+        )
+        .unwrap();
         prune(&conn, now, 0.0).unwrap();
-        assert!(matches!(
-            insert_nonce(&conn, &young, now),
-            Err(OpError::Refused(WireError::Auth(AuthError::Replay)))
-        ));
-        insert_nonce(&conn, &old, now).unwrap();
+        let kept = recent_nonces(&conn, f64::NEG_INFINITY).unwrap();
+        assert_eq!(kept, [(young.as_str().to_owned(), now - window)]);
     }
 
     #[test]

@@ -45,10 +45,11 @@ use std::time::{Duration, Instant};
 use retalk::proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk::proto::{Nonce, UserId, WireError};
+use retalk::proto::{AuthError, Nonce, UserId, WireError};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::nonces::{GroupNonces, NonceMemory};
 use crate::store::{self, OpError};
 use crate::waiters::Waiters;
 
@@ -213,6 +214,7 @@ impl WriterHandle {
 /// soon as it is committed. The returned handle joins both threads.
 pub fn spawn(
     conn: Connection,
+    nonces: NonceMemory,
     limits: Limits,
     waiters: Arc<Waiters>,
     wal: Option<File>,
@@ -238,6 +240,7 @@ pub fn spawn(
             };
             Writer {
                 conn,
+                nonces,
                 limits,
                 waiters,
                 syncer: sync_tx,
@@ -303,6 +306,8 @@ fn run_syncer(wal: &File, waiters: &Waiters, rx: mpsc::Receiver<Committed>) {
 
 struct Writer {
     conn: Connection,
+    /// Nonces seen recently (a cache of the database's record).
+    nonces: NonceMemory,
     limits: Limits,
     waiters: Arc<Waiters>,
     /// The syncer's queue, with `Durability::Full`.
@@ -351,6 +356,7 @@ impl Writer {
 
     fn prune(&mut self) {
         let now = self.now();
+        self.nonces.forget_before(now - store::NONCE_MEMORY_SECS);
         if let Err(e) = store::prune(&self.conn, now, self.limits.refused_ttl_secs) {
             tracing::warn!("pruning old nonces failed: {e}");
         }
@@ -365,12 +371,14 @@ impl Writer {
         let mut answers: Vec<(ReplyTx, Result<Outcome, WireError>)> =
             Vec::with_capacity(batch.len());
         let mut delivered: Vec<UserId> = Vec::new();
+        let mut nonces = GroupNonces::default();
+        let memory = &self.nonces;
         let committed = (|| -> rusqlite::Result<()> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             for job in batch.drain(..) {
-                match execute(&tx, &self.limits, &job, now) {
+                match execute(&tx, &self.limits, memory, &mut nonces, &job, now) {
                     Ok(outcome) => {
                         if let Outcome::Sent(SendOutcome::Stored { .. }) = outcome {
                             if let Op::Send(msg, _) = &job.op {
@@ -392,6 +400,9 @@ impl Writer {
         // dropped reply channel; the rest learn the group's fate here.
         drop(batch);
         let group = Committed { answers, delivered };
+        if committed.is_ok() {
+            nonces.commit(&mut self.nonces, now);
+        }
         match committed {
             Ok(()) => match &self.syncer {
                 Some(syncer) => {
@@ -414,9 +425,18 @@ impl Writer {
     }
 }
 
-fn execute(conn: &Connection, limits: &Limits, job: &Job, now: f64) -> Result<Outcome, OpError> {
+fn execute(
+    conn: &Connection,
+    limits: &Limits,
+    memory: &NonceMemory,
+    nonces: &mut GroupNonces,
+    job: &Job,
+    now: f64,
+) -> Result<Outcome, OpError> {
     if let Some(nonce) = &job.nonce {
-        store::insert_nonce(conn, nonce, now)?;
+        if !nonces.admit(memory, conn, nonce, now)? {
+            return Err(WireError::Auth(AuthError::Replay).into());
+        }
     }
     let caller = &job.caller;
     Ok(match &job.op {
@@ -485,7 +505,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
         let wal = crate::store::wal_file(&conn).unwrap();
-        let (writer, thread) = spawn(conn, limits(), Arc::default(), Some(wal)).unwrap();
+        let (writer, thread) = spawn(
+            conn,
+            NonceMemory::default(),
+            limits(),
+            Arc::default(),
+            Some(wal),
+        )
+        .unwrap();
         assert!(matches!(peek(&writer).await, Ok(Outcome::Mail { .. })));
         writer.stop();
         thread.join().unwrap();
@@ -499,7 +526,14 @@ mod tests {
         // consulted must turn the committed group into "unavailable".
         let wal = File::open("/dev/null").unwrap();
         assert!(wal.sync_data().is_err(), "this test needs a failing fsync");
-        let (writer, thread) = spawn(conn, limits(), Arc::default(), Some(wal)).unwrap();
+        let (writer, thread) = spawn(
+            conn,
+            NonceMemory::default(),
+            limits(),
+            Arc::default(),
+            Some(wal),
+        )
+        .unwrap();
         for _ in 0..3 {
             match peek(&writer).await {
                 Err(WireError::Unavailable(_)) => {}
@@ -514,7 +548,8 @@ mod tests {
     async fn without_a_syncer_a_group_is_answered_at_commit() {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
-        let (writer, thread) = spawn(conn, limits(), Arc::default(), None).unwrap();
+        let (writer, thread) =
+            spawn(conn, NonceMemory::default(), limits(), Arc::default(), None).unwrap();
         assert!(matches!(peek(&writer).await, Ok(Outcome::Mail { .. })));
         writer.stop();
         thread.join().unwrap();
