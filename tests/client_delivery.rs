@@ -350,3 +350,37 @@ async fn a_pair_whose_sessions_broke_heals_through_a_signed_refusal() {
     assert_eq!(alice.outbox_len().unwrap(), 0);
     relay.relay.shutdown().await;
 }
+
+#[tokio::test]
+async fn maintain_forgets_old_processed_hashes_at_most_once_a_day() {
+    let relay = TestRelay::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = user(tmp.path(), "alice", &relay.url()).await;
+    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let bob_db = tmp.path().join("bob").join("retalk.db");
+    // Runs `sql` on Bob's store file, then counts its processed rows.
+    let processed = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open(&bob_db).unwrap();
+        c.execute_batch(sql).unwrap();
+        c.query_row("SELECT COUNT(*) FROM processed", [], |r| r.get(0))
+            .unwrap()
+    };
+    let age_all = "UPDATE processed SET ts = ts - 100 * 86400";
+
+    alice.send(&bob.user_id(), "old news").await.unwrap();
+    assert_eq!(bob.receive().await.unwrap().len(), 1);
+    alice.send(&bob.user_id(), "fresh").await.unwrap();
+    assert_eq!(processed(age_all), 1, "only the first is 100 days old");
+    assert_eq!(bob.receive().await.unwrap().len(), 1);
+
+    let r = bob.maintain(MaintainOptions::default()).await.unwrap();
+    assert_eq!(r.processed_forgotten, 1);
+    assert_eq!(processed(""), 1, "the fresh one is kept");
+
+    // Within a day of that pass, maintenance does not scan again.
+    assert_eq!(processed(age_all), 1);
+    let r = bob.maintain(MaintainOptions::default()).await.unwrap();
+    assert_eq!(r.processed_forgotten, 0);
+    assert_eq!(processed(""), 1);
+    relay.relay.shutdown().await;
+}

@@ -96,6 +96,12 @@ pub struct MaintainOptions {
     /// Re-send outbox messages not acknowledged this long after their last
     /// sending.
     pub resend_after: Duration,
+    /// Forget the hashes of messages received longer ago than this (checked
+    /// at most once a day). They exist to recognise a re-sent copy, which
+    /// stops once the sender has our acknowledgement; a copy arriving after
+    /// its hash is forgotten no longer decrypts and is refused, and the
+    /// sender's client then starts a fresh session.
+    pub forget_processed_after: Duration,
 }
 
 impl Default for MaintainOptions {
@@ -105,6 +111,7 @@ impl Default for MaintainOptions {
             batch: 100,
             fallback_max_age: Duration::from_secs(24 * 3600),
             resend_after: Duration::from_secs(120),
+            forget_processed_after: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct MaintainReport {
     pub resent: usize,
     /// Owed acknowledgements delivered.
     pub acks_sent: usize,
+    /// Hashes of old received messages forgotten (see
+    /// [`MaintainOptions::forget_processed_after`]).
+    pub processed_forgotten: usize,
 }
 
 /// A saved peer.

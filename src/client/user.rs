@@ -415,6 +415,7 @@ impl User {
         };
         let resent = self.flush_locked(resend_after).await?;
         let acks_sent = self.send_acks_locked().await?;
+        let processed_forgotten = self.forget_processed_locked(opts.forget_processed_after)?;
         Ok(MaintainReport {
             unclaimed: counts.unclaimed,
             republished: forgotten,
@@ -422,7 +423,27 @@ impl User {
             fallback_rotated,
             resent,
             acks_sent,
+            processed_forgotten,
         })
+    }
+
+    /// Drops `processed` rows older than `older_than`, at most once a day
+    /// (the delete scans the table; maintenance may run every minute).
+    fn forget_processed_locked(&self, older_than: Duration) -> Result<usize, ClientError> {
+        const EVERY_SECS: f64 = 24.0 * 3600.0;
+        let now = store::now();
+        Ok(self.store.tx(|t| {
+            let last = t
+                .meta("processed_pruned_ts")?
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NEG_INFINITY);
+            if (0.0..EVERY_SECS).contains(&(now - last)) {
+                return Ok(0);
+            }
+            let n = t.processed_prune(now - older_than.as_secs_f64())?;
+            t.set_meta("processed_pruned_ts", &now.to_string())?;
+            Ok::<_, crate::store::StoreError>(n)
+        })?)
     }
 
     /// Whether the relay can hold a `read_messages` open until mail arrives

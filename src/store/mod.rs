@@ -579,6 +579,13 @@ impl Tx<'_> {
             .is_some())
     }
 
+    /// Forgets processed bodies recorded before `cutoff`; returns how many.
+    pub fn processed_prune(&self, cutoff: f64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM processed WHERE ts < ?1", [cutoff])?)
+    }
+
     /// Records a processed body.
     pub fn processed_insert(&self, hash: &str, msg_id: &str, peer: &str) -> Result<(), StoreError> {
         self.conn.execute(
