@@ -84,6 +84,7 @@ fn rust_pair(ver: Ver) {
             batch: 40,
             fallback_max_age: Duration::ZERO,
             resend_after: Duration::ZERO,
+            ..Default::default()
         }))
         .unwrap();
     assert!(report.replenished && report.fallback_rotated, "{report:?}");
