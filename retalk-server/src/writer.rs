@@ -500,19 +500,20 @@ mod tests {
         writer.call(caller, Some(Nonce::random()), op).await
     }
 
+    /// A writer on a fresh database, syncing the handle `wal` picks.
+    fn start(
+        dir: &std::path::Path,
+        wal: impl FnOnce(&Connection) -> Option<File>,
+    ) -> (WriterHandle, JoinHandle<()>) {
+        let conn = crate::store::open(&dir.join("s.db")).unwrap();
+        let wal = wal(&conn);
+        spawn(conn, NonceMemory::default(), limits(), Arc::default(), wal).unwrap()
+    }
+
     #[tokio::test]
     async fn a_synced_group_is_answered_ok() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
-        let wal = crate::store::wal_file(&conn).unwrap();
-        let (writer, thread) = spawn(
-            conn,
-            NonceMemory::default(),
-            limits(),
-            Arc::default(),
-            Some(wal),
-        )
-        .unwrap();
+        let (writer, thread) = start(dir.path(), |c| Some(crate::store::wal_file(c).unwrap()));
         assert!(matches!(peek(&writer).await, Ok(Outcome::Mail { .. })));
         writer.stop();
         thread.join().unwrap();
@@ -521,19 +522,11 @@ mod tests {
     #[tokio::test]
     async fn a_failed_sync_answers_unavailable_not_ok() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
         // fsync of a character device fails (EINVAL): a syncer that is
         // consulted must turn the committed group into "unavailable".
         let wal = File::open("/dev/null").unwrap();
         assert!(wal.sync_data().is_err(), "this test needs a failing fsync");
-        let (writer, thread) = spawn(
-            conn,
-            NonceMemory::default(),
-            limits(),
-            Arc::default(),
-            Some(wal),
-        )
-        .unwrap();
+        let (writer, thread) = start(dir.path(), |_| Some(wal));
         for _ in 0..3 {
             match peek(&writer).await {
                 Err(WireError::Unavailable(_)) => {}
@@ -547,9 +540,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_syncer_a_group_is_answered_at_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
-        let (writer, thread) =
-            spawn(conn, NonceMemory::default(), limits(), Arc::default(), None).unwrap();
+        let (writer, thread) = start(dir.path(), |_| None);
         assert!(matches!(peek(&writer).await, Ok(Outcome::Mail { .. })));
         writer.stop();
         thread.join().unwrap();
