@@ -8,8 +8,9 @@
 //! request's reply channel. The async task wakes once, with the final
 //! answer.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use axum::body::Bytes;
@@ -28,31 +29,54 @@ pub struct VerifyJob {
     pub reply: ReplyTx,
 }
 
-enum Msg {
-    Job(VerifyJob),
-    Stop,
+/// The pool's queue: bodies waiting, and whether the pool is stopping.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<VerifyJob>,
+    stopping: bool,
+    /// Threads still running (for answering late bodies "unavailable").
+    running: usize,
+    /// Threads waiting for work: a burst is shared with them.
+    idle: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Sends bodies to the verifier pool.
 #[derive(Clone)]
 pub struct VerifierHandle {
-    tx: mpsc::Sender<Msg>,
-    threads: usize,
+    queue: Arc<Queue>,
 }
 
 impl VerifierHandle {
     /// Queues a body; answered "unavailable" at once if the pool stopped.
     pub fn submit(&self, job: VerifyJob) {
-        if let Err(mpsc::SendError(Msg::Job(job))) = self.tx.send(Msg::Job(job)) {
+        let mut state = self.queue.lock();
+        if state.running == 0 {
+            drop(state);
             let _ = job.reply.send(Err(unavailable()));
+            return;
         }
+        state.jobs.push_back(job);
+        drop(state);
+        self.queue.ready.notify_one();
     }
 
-    /// Asks every pool thread to stop after the bodies queued before this.
+    /// Asks every pool thread to stop once the bodies queued before this
+    /// are checked.
     pub fn stop(&self) {
-        for _ in 0..self.threads {
-            let _ = self.tx.send(Msg::Stop);
-        }
+        self.queue.lock().stopping = true;
+        self.queue.ready.notify_all();
     }
 }
 
@@ -82,6 +106,11 @@ pub struct Verifier {
 /// checks each request alone with no added latency.
 pub const MAX_VERIFY_BATCH: usize = 64;
 
+/// Smallest share of a burst worth handing to another thread: below this,
+/// one thread checks everything queued (batches this small gain little and
+/// a hand-off costs a wake-up).
+pub const MIN_SPLIT: usize = 8;
+
 /// Starts `threads` verifier threads feeding `writer`.
 pub fn spawn(
     threads: usize,
@@ -89,49 +118,60 @@ pub fn spawn(
     writer: WriterHandle,
 ) -> std::io::Result<(VerifierHandle, Vec<JoinHandle<()>>)> {
     let threads = threads.max(1);
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let rx = Arc::new(Mutex::new(rx));
+    let queue = Arc::new(Queue::default());
+    queue.lock().running = threads;
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
-        let rx = Arc::clone(&rx);
+        let queue = Arc::clone(&queue);
         let verifier = verifier.clone();
         let writer = writer.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("retalk-verify-{i}"))
-                .spawn(move || loop {
-                    // One thread at a time takes whatever is queued; the
-                    // others wait for the lock, released as soon as the
-                    // batch is taken.
-                    let (jobs, stop) = take_batch(&rx);
-                    if !jobs.is_empty() {
+                .spawn(move || {
+                    while let Some(jobs) = take_batch(&queue) {
                         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             verifier.handle(jobs, &writer)
                         }));
                     }
-                    if stop {
-                        return;
-                    }
                 })?,
         );
     }
-    Ok((VerifierHandle { tx, threads }, handles))
+    Ok((VerifierHandle { queue }, handles))
 }
 
-fn take_batch(rx: &Mutex<mpsc::Receiver<Msg>>) -> (Vec<VerifyJob>, bool) {
-    let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut jobs = match rx.recv() {
-        Ok(Msg::Job(job)) => vec![job],
-        Ok(Msg::Stop) | Err(_) => return (Vec::new(), true),
-    };
-    while jobs.len() < MAX_VERIFY_BATCH {
-        match rx.try_recv() {
-            Ok(Msg::Job(job)) => jobs.push(job),
-            Ok(Msg::Stop) => return (jobs, true),
-            Err(_) => break,
+/// Takes the next batch, waiting for one; `None` once the pool is stopping
+/// and nothing is left (the thread then leaves the pool).
+///
+/// A burst is shared out: a thread takes its share of what is queued,
+/// counting itself and the threads waiting for work (at least
+/// [`MIN_SPLIT`], at most [`MAX_VERIFY_BATCH`]), and wakes another for the
+/// rest, so a burst from many clients at once is checked on every core
+/// instead of as one batch on one core while the others wait.
+fn take_batch(queue: &Queue) -> Option<Vec<VerifyJob>> {
+    let mut state = queue.lock();
+    while state.jobs.is_empty() {
+        if state.stopping {
+            state.running -= 1;
+            return None;
         }
+        state.idle += 1;
+        state = queue
+            .ready
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.idle -= 1;
     }
-    (jobs, false)
+    let queued = state.jobs.len();
+    let share = queued.div_ceil(state.idle + 1).max(MIN_SPLIT);
+    let take = share.min(queued).min(MAX_VERIFY_BATCH);
+    let jobs: Vec<VerifyJob> = state.jobs.drain(..take).collect();
+    let more = !state.jobs.is_empty();
+    drop(state);
+    if more {
+        queue.ready.notify_one();
+    }
+    Some(jobs)
 }
 
 impl Verifier {
@@ -273,6 +313,43 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queued(n: usize) -> Queue {
+        let queue = Queue::default();
+        let mut state = queue.lock();
+        state.running = 2;
+        for _ in 0..n {
+            let (reply, _) = tokio::sync::oneshot::channel();
+            state.jobs.push_back(VerifyJob {
+                body: Bytes::new(),
+                reply,
+            });
+        }
+        drop(state);
+        queue
+    }
+
+    #[test]
+    fn a_burst_is_shared_with_idle_threads_and_a_trickle_is_not() {
+        // Another thread is waiting: the first taker leaves it half.
+        let queue = queued(64);
+        queue.lock().idle = 1;
+        assert_eq!(take_batch(&queue).unwrap().len(), 32);
+        queue.lock().idle = 0;
+        assert_eq!(take_batch(&queue).unwrap().len(), 32);
+        // Nobody waiting: one batch, up to the cap.
+        let queue = queued(300);
+        assert_eq!(take_batch(&queue).unwrap().len(), MAX_VERIFY_BATCH);
+        // Too few to be worth sharing.
+        let queue = queued(10);
+        queue.lock().idle = 1;
+        assert_eq!(take_batch(&queue).unwrap().len(), MIN_SPLIT);
+        queue.lock().idle = 0;
+        assert_eq!(take_batch(&queue).unwrap().len(), 2);
+        queue.lock().stopping = true;
+        assert!(take_batch(&queue).is_none(), "stopping and empty");
+        assert_eq!(queue.lock().running, 1);
+    }
     use retalk::proto::tools::CountKeys;
     use retalk::proto::{build_request, Dialect, KeyPairSigner};
 
