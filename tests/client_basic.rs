@@ -8,10 +8,7 @@ use support::*;
 
 #[tokio::test]
 async fn a_to_b_and_back_exact_plaintext() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
 
     let text = "héllo bob \u{1F980} \"quotes\" \\ \n second line";
     let id = alice.send(&bob.user_id(), text).await.unwrap();
@@ -54,10 +51,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn relay_never_holds_plaintext_and_forgets_delivered_mail() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let secret = "the eagle lands at midnight 7f3a";
 
     alice.send(&bob.user_id(), secret).await.unwrap();
@@ -109,10 +103,7 @@ async fn relay_never_holds_plaintext_and_forgets_delivered_mail() {
 
 #[tokio::test]
 async fn every_message_is_acknowledged_and_outboxes_empty() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
     for round in 0..3 {
         for i in 0..3 {
             alice
@@ -123,20 +114,8 @@ async fn every_message_is_acknowledged_and_outboxes_empty() {
                 .await
                 .unwrap();
         }
-        let a: Vec<String> = alice
-            .receive()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.text)
-            .collect();
-        let b: Vec<String> = bob
-            .receive()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.text)
-            .collect();
+        let a: Vec<String> = texts(&alice).await;
+        let b: Vec<String> = texts(&bob).await;
         let want = |p: &str| {
             (0..3)
                 .map(|i| format!("{p}{round}.{i}"))
@@ -155,10 +134,7 @@ async fn every_message_is_acknowledged_and_outboxes_empty() {
 
 #[tokio::test]
 async fn display_names_prefer_saved_peers() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let anon = retalk::User::create_with(
         &tmp.path().join("anon"),
         PASS,

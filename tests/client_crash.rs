@@ -52,10 +52,7 @@ fn mail_count(relay: &TestRelay, to: &User) -> i64 {
 /// Alice sends two messages; Bob's receive dies at `point`; Bob then
 /// receives normally.
 async fn receive_crash_case(test_name: &str, point: &str) {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     alice.send(&bob.user_id(), "first").await.unwrap();
     alice.send(&bob.user_id(), "second").await.unwrap();
 
@@ -118,10 +115,7 @@ async fn crash_while_a_waiting_read_sees_mail() {
     if let Some(role) = child_role() {
         return child(&role).await;
     }
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let envs = [
         (CHILD_ROLE, "receive_wait".to_string()),
         ("RETALK_CRASH_AT", "receive:peeked".into()),
@@ -152,13 +146,7 @@ async fn crash_while_a_waiting_read_sees_mail() {
     // At least the first message woke the waiter; none was taken off the
     // relay by the dying process.
     assert_eq!(mail_count(&relay, &bob), 2);
-    let texts: Vec<String> = bob
-        .receive()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let texts: Vec<String> = texts(&bob).await;
     assert_eq!(texts, ["first", "second"]);
     assert!(bob.receive_inbox(None).await.unwrap().is_empty());
     relay.relay.shutdown().await;
@@ -193,10 +181,7 @@ async fn crash_between_queueing_and_uploading_a_send() {
     if let Some(role) = child_role() {
         return child(&role).await;
     }
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let out = run_child(
         "crash_between_queueing_and_uploading_a_send",
         &[

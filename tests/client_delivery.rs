@@ -26,28 +26,13 @@ fn mail_count(relay: &TestRelay, to: &User) -> i64 {
 
 #[tokio::test]
 async fn crossed_initiation_does_not_wedge_the_pair() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
 
     // Both send first, before either receives: two sessions are born.
     alice.send(&bob.user_id(), "a0").await.unwrap();
     bob.send(&alice.user_id(), "b0").await.unwrap();
-    let a: Vec<String> = alice
-        .receive()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
-    let b: Vec<String> = bob
-        .receive()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let a: Vec<String> = texts(&alice).await;
+    let b: Vec<String> = texts(&bob).await;
     assert_eq!(a, ["b0"]);
     assert_eq!(b, ["a0"]);
     assert_eq!(alice.session_count(&bob.user_id()).unwrap(), 2);
@@ -78,10 +63,7 @@ async fn crossed_initiation_does_not_wedge_the_pair() {
 
 #[tokio::test]
 async fn lost_ack_means_resend_then_duplicate_is_reacked_not_shown() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
 
     let id = alice.send(&bob.user_id(), "once").await.unwrap();
     let got = bob.receive().await.unwrap();
@@ -267,10 +249,7 @@ async fn unknown_kinds_are_acked_and_ignored_and_bad_mail_does_not_stop_the_rest
 
 #[tokio::test]
 async fn waiting_receive_returns_mail_that_arrives_during_the_wait() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
     assert!(bob.relay_supports_wait().await.unwrap());
 
     let bob_id = bob.user_id();
@@ -302,10 +281,7 @@ async fn waiting_receive_returns_mail_that_arrives_during_the_wait() {
 
 #[tokio::test]
 async fn a_pair_whose_sessions_broke_heals_through_a_signed_refusal() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     alice.send(&bob.user_id(), "one").await.unwrap();
     bob.receive().await.unwrap();
     bob.send(&alice.user_id(), "two").await.unwrap();
@@ -353,10 +329,7 @@ async fn a_pair_whose_sessions_broke_heals_through_a_signed_refusal() {
 
 #[tokio::test]
 async fn maintain_forgets_old_processed_hashes_at_most_once_a_day() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let bob_db = tmp.path().join("bob").join("retalk.db");
     // Runs `sql` on Bob's store file, then counts its processed rows.
     let processed = |sql: &str| -> i64 {

@@ -33,10 +33,7 @@ fn fallback_key(relay: &TestRelay, u: &User) -> String {
 
 #[tokio::test]
 async fn tampered_key_in_relay_database_gives_pin_mismatch() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let mallory = user(tmp.path(), "mallory", &relay.url()).await;
 
     // The relay swaps Bob's identity key for Mallory's.
@@ -104,10 +101,7 @@ async fn tampered_key_in_relay_database_gives_pin_mismatch() {
 
 #[tokio::test]
 async fn pinned_identity_key_is_enforced() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let carol = user(tmp.path(), "carol", &relay.url()).await;
 
     // A pin that is not Bob's key: refused although the id matches.
@@ -261,10 +255,7 @@ async fn message_in_flight_to_previous_fallback_key_decrypts_after_rotation() {
 
 #[tokio::test]
 async fn relay_that_forgot_us_is_healed_by_ensure_published() {
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, _tmp, alice, bob) = pair().await;
     assert!(
         !bob.ensure_published().await.unwrap(),
         "healthy: nothing to do"

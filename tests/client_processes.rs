@@ -29,10 +29,7 @@ async fn two_processes_send_from_one_store_at_once() {
     if child_role().is_some() {
         return sender_child().await;
     }
-    let relay = TestRelay::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let alice = user(tmp.path(), "alice", &relay.url()).await;
-    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    let (relay, tmp, alice, bob) = pair().await;
     let env = |tag: &str| {
         vec![
             (CHILD_ROLE, "send".to_owned()),

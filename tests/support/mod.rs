@@ -77,6 +77,26 @@ pub async fn user(root: &Path, name: &str, url: &str) -> User {
     u
 }
 
+/// A relay and two users on it, Alice and Bob, in a fresh folder (kept
+/// alive by the returned `TempDir`).
+pub async fn pair() -> (TestRelay, tempfile::TempDir, User, User) {
+    let relay = TestRelay::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = user(tmp.path(), "alice", &relay.url()).await;
+    let bob = user(tmp.path(), "bob", &relay.url()).await;
+    (relay, tmp, alice, bob)
+}
+
+/// The texts of what one `receive` returns.
+pub async fn texts(u: &User) -> Vec<String> {
+    u.receive()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect()
+}
+
 /// Receives until `n` messages arrived (or panics after a while).
 pub async fn receive_n(u: &User, n: usize) -> Vec<retalk::Message> {
     let mut got = Vec::new();
