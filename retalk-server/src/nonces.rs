@@ -29,12 +29,6 @@ use crate::store::{self, NONCE_MEMORY_SECS};
 /// A nonce's 16 bytes.
 type Key = [u8; 16];
 
-fn key(nonce: &Nonce) -> Option<Key> {
-    let mut k = [0u8; 16];
-    hex::decode_to_slice(nonce.as_str(), &mut k).ok()?;
-    Some(k)
-}
-
 /// The nonces of the last [`NONCE_MEMORY_SECS`], with when they were seen.
 #[derive(Debug, Default)]
 pub struct NonceMemory {
@@ -49,21 +43,11 @@ impl NonceMemory {
         for (nonce, ts) in store::recent_nonces(conn, now - NONCE_MEMORY_SECS)? {
             // A reference relay may have stored a nonce this relay would
             // refuse to parse; such a nonce can never come back here.
-            if let Some(k) = Nonce::parse(&nonce).ok().as_ref().and_then(key) {
-                seen.insert(k, ts);
+            if let Ok(nonce) = Nonce::parse(&nonce) {
+                seen.insert(nonce.to_bytes(), ts);
             }
         }
         Ok(NonceMemory { seen })
-    }
-
-    /// How many nonces are remembered.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
     }
 
     /// Drops nonces seen before `cutoff` (the table is pruned alongside).
@@ -89,10 +73,7 @@ impl GroupNonces {
         nonce: &Nonce,
         now: f64,
     ) -> rusqlite::Result<bool> {
-        let Some(k) = key(nonce) else {
-            // Nonce::parse admits only 32 hex digits; refuse anything else.
-            return Ok(false);
-        };
+        let k = nonce.to_bytes();
         if memory.seen.contains_key(&k) || !self.keys.insert(k) {
             return Ok(false);
         }
@@ -133,7 +114,7 @@ mod tests {
         assert!(next.admit(&memory, &conn, &n('b'), 101.0).unwrap());
         // Not committed (a rolled-back group): not remembered.
         drop(next);
-        assert_eq!(memory.len(), 1);
+        assert_eq!(memory.seen.len(), 1);
     }
 
     #[test]
@@ -155,8 +136,8 @@ mod tests {
             group.admit(&memory, &conn, &n('b'), now).unwrap(),
             "expired"
         );
-        assert_eq!(memory.len(), 2);
+        assert_eq!(memory.seen.len(), 2);
         memory.forget_before(now - 7.0);
-        assert_eq!(memory.len(), 1, "a (10 s old) forgotten, c (5 s) kept");
+        assert_eq!(memory.seen.len(), 1, "a (10 s old) forgotten, c (5 s) kept");
     }
 }

@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS refused(
 ";
 
 /// What this relay adds: indexes, and its own table of nonces.
-const RELAY_INDEXES: &str = "
+const RELAY_SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS retalk_messages_recipient ON messages(recipient, id);
 CREATE INDEX IF NOT EXISTS retalk_otks_owner ON otks(owner, claimed, id);
 CREATE INDEX IF NOT EXISTS retalk_nonces_ts ON nonces(ts);
@@ -181,7 +181,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )));
     }
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {REFERENCE_SCHEMA} {RELAY_INDEXES} \
+        "BEGIN IMMEDIATE; {REFERENCE_SCHEMA} {RELAY_SCHEMA} \
          PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
 }

@@ -269,6 +269,13 @@ impl Nonce {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The 16 random bytes.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(&self.0, &mut bytes).expect("validated at construction");
+        bytes
+    }
 }
 
 impl TryFrom<String> for Nonce {
@@ -286,6 +293,14 @@ impl From<Nonce> for String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nonce_bytes_are_its_hex() {
+        let n = Nonce::parse("000102030405060708090a0b0c0d0eff").unwrap();
+        assert_eq!(n.to_bytes()[..3], [0, 1, 2]);
+        assert_eq!(n.to_bytes()[15], 0xff);
+        assert_eq!(hex::encode(Nonce::random().to_bytes()).len(), 32);
+    }
+
     use super::*;
 
     #[test]
