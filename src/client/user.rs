@@ -37,8 +37,6 @@ pub struct User {
     pub(crate) store: Store,
     pub(crate) transport: Transport,
     user_id: UserId,
-    identity_key: String,
-    signing_key: String,
     pub(crate) name: String,
     saved_relay: Option<String>,
     relay_override: Option<String>,
@@ -185,8 +183,6 @@ impl User {
             store,
             transport: Transport::new()?,
             user_id,
-            identity_key,
-            signing_key,
             name,
             saved_relay,
             relay_override: None,
@@ -222,12 +218,12 @@ impl User {
 
     /// The Curve25519 identity key, unpadded base64 (what peers may pin).
     pub fn identity_key(&self) -> String {
-        self.identity_key.clone()
+        self.signer.curve25519_key().to_base64()
     }
 
     /// The Ed25519 signing key, unpadded base64.
     pub fn signing_key(&self) -> String {
-        self.signing_key.clone()
+        self.signer.ed25519_key().to_base64()
     }
 
     /// The self-chosen name sent (encrypted) with every message.
@@ -336,8 +332,8 @@ impl User {
             .transpose()?;
         let fallback_published = fallback_key.is_some();
         let req = PublishKeys {
-            identity_key: IdentityKey::parse(&self.identity_key, "identity_key").map_err(bad)?,
-            signing_key: SigningKey::parse(&self.signing_key, "signing_key").map_err(bad)?,
+            identity_key: IdentityKey::parse(&self.identity_key(), "identity_key").map_err(bad)?,
+            signing_key: SigningKey::parse(&self.signing_key(), "signing_key").map_err(bad)?,
             one_time_keys,
             fallback_key,
         };

@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn the_mapping_holds_every_block_argon2_needs() {
+        // Otherwise `derive` silently falls back to the heap and the test
+        // below compares the crate with itself.
+        let params = KdfParams::default();
+        let mut memory = KdfMemory::new(params.m_kib).expect("an anonymous mapping");
+        assert_eq!(memory.blocks().len(), params.m_kib as usize);
+        let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(64)).unwrap();
+        assert!(memory.blocks().len() >= p.block_count());
+    }
+
+    #[test]
     fn huge_page_memory_gives_the_same_key_as_argon2s_own() {
         // RFC 9106-style check of our memory path against the crate's heap
         // path, at the default cost and with more than one lane.
