@@ -3,7 +3,8 @@
 //! loopback: the same conversation as against our relay (keys, pre-key and
 //! normal messages both ways, names, acknowledgements, re-sends and
 //! duplicates, upkeep), and with a Python user of the relay's own
-//! generation on the other end.
+//! generation on the other end; and what a client must do differently
+//! against a relay that has never seen it and cannot wait.
 
 #[path = "pyref/harness.rs"]
 mod harness;
@@ -11,7 +12,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::{relay_pending, runtime, rust_user, tempdir, triples, PyRelay, PyUser, Ver};
-use retalk::MaintainOptions;
+use retalk::{MaintainOptions, UserId};
 use serde_json::json;
 
 fn rust_pair(ver: Ver) {
@@ -168,6 +169,75 @@ fn mixed_pair(ver: Ver) {
     assert!(py2.outbox(py).is_empty());
 }
 
+/// A fresh Rust user (nothing published) against a reference relay and a
+/// Python user of its generation: the first command publishes her, waiting
+/// is never sent to a relay that cannot wait, unusual text survives both
+/// ways, and acknowledgements clear both outboxes.
+fn fresh_rust_user_meets_python(ver: Ver) {
+    let test = format!("interop_rust_client_py_relay::fresh_{}", ver.as_str());
+    let Some(py) = harness::pyref(&test) else {
+        return;
+    };
+    let tmp = tempdir(&format!("fresh-at-py{}", ver.as_str()));
+    let relay = PyRelay::start(py, ver, &tmp.path().join("relay.db"), None, &[]);
+    let rt = runtime();
+    let bob = PyUser::new(ver, tmp.path(), "bob", &relay.url);
+    let bob_id = UserId::parse(&bob.publish(py, 20), "bob").unwrap();
+    let alice = rt
+        .block_on(retalk::User::create_with(
+            &tmp.path().join("alice"),
+            "alice-secret",
+            "alice",
+            Some(&relay.url),
+            harness::cheap(),
+        ))
+        .unwrap();
+    // A relay that never saw Alice: the first command publishes her.
+    assert!(rt.block_on(alice.ensure_published()).unwrap());
+    assert!(!rt.block_on(alice.ensure_published()).unwrap());
+    // Reference relays do not wait; nothing relay-specific is sent to them.
+    assert!(!rt.block_on(alice.relay_supports_wait()).unwrap());
+
+    let text = "from rust: ünïcödé \u{1F980} \"q\" \n";
+    rt.block_on(alice.send(&bob_id, text)).unwrap();
+    assert_eq!(
+        bob.receive(py),
+        [(
+            alice.user_id().to_string(),
+            "~alice".to_owned(),
+            text.to_owned()
+        )]
+    );
+
+    bob.run(
+        py,
+        "send",
+        json!({"to": alice.user_id().as_str(), "text": "from python"}),
+    );
+    // Waiting is asked for but never sent to a relay that cannot wait.
+    let inbox = rt
+        .block_on(alice.receive_inbox(Some(Duration::from_secs(2))))
+        .unwrap();
+    assert!(inbox.problems.is_empty(), "{:?}", inbox.problems);
+    assert_eq!(inbox.messages.len(), 1);
+    assert_eq!(inbox.messages[0].text, "from python");
+    assert_eq!(inbox.messages[0].name, "~bob");
+    assert_eq!(inbox.messages[0].from, bob_id);
+    // Bob's acknowledgement of Alice's message arrived with it.
+    assert_eq!(alice.outbox_len().unwrap(), 0);
+    // Alice's acknowledgement reaches Bob's outbox.
+    assert!(bob.receive(py).is_empty());
+    assert!(
+        bob.outbox(py).is_empty(),
+        "python outbox: {:?}",
+        bob.outbox(py)
+    );
+
+    // Maintenance against a reference relay.
+    let r = rt.block_on(alice.maintain(Default::default())).unwrap();
+    assert!(!r.republished);
+}
+
 trait ParseId {
     fn parse_id(&self) -> retalk::UserId;
 }
@@ -176,6 +246,16 @@ impl ParseId for String {
     fn parse_id(&self) -> retalk::UserId {
         retalk::UserId::parse(self, "peer").unwrap()
     }
+}
+
+#[test]
+fn fresh_rust_user_meets_python_001() {
+    fresh_rust_user_meets_python(Ver::V001);
+}
+
+#[test]
+fn fresh_rust_user_meets_python_030() {
+    fresh_rust_user_meets_python(Ver::V030);
 }
 
 #[test]
