@@ -33,6 +33,7 @@ pub mod http;
 pub mod io;
 pub mod nonces;
 pub mod server;
+pub mod sig;
 pub mod store;
 pub mod verify;
 pub mod waiters;
