@@ -124,7 +124,7 @@ async fn post(app: &App, req: Request) -> Response {
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > app.max_body as u64 {
-            return too_large(len.to_string(), app.max_body);
+            return too_large(Some(len), app.max_body);
         }
     }
     let body = Limited::new(req.into_body(), app.max_body);
@@ -139,7 +139,7 @@ async fn post(app: &App, req: Request) -> Response {
             )
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large("more than that".into(), app.max_body)
+            return too_large(None, app.max_body)
         }
         Ok(Err(e)) => {
             return error_status(
@@ -166,10 +166,14 @@ async fn post(app: &App, req: Request) -> Response {
     }
 }
 
-fn too_large(len: String, max: usize) -> Response {
-    error(&WireError::TooLarge(format!(
-        "request body too large: {len} bytes (max {max})"
-    )))
+/// 413. `declared` is the Content-Length; a body without one (chunked) is
+/// cut off at the cap, so only "more than the cap" is known.
+fn too_large(declared: Option<u64>, max: usize) -> Response {
+    let text = match declared {
+        Some(len) => format!("request body too large: {len} bytes (max {max})"),
+        None => format!("request body too large: more than {max} bytes (max {max})"),
+    };
+    error(&WireError::TooLarge(text))
 }
 
 fn serialize(outcome: &Outcome) -> Vec<u8> {
