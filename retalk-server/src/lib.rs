@@ -169,7 +169,12 @@ impl Relay {
         let shutdown = Arc::new(Shutdown::default());
         let limits = writer::Limits {
             max_otks: config.max_otks_per_user,
-            max_mailbox: config.max_mailbox,
+            mailbox: store::MailboxCaps {
+                messages: config.max_mailbox,
+                per_sender: config.max_mailbox_per_sender,
+                bytes: config.max_mailbox_bytes,
+            },
+            message_ttl_secs: config.message_ttl.as_secs_f64(),
             max_refused: config.max_refused,
             refused_ttl_secs: config.refused_ttl.as_secs_f64(),
             clock_offset_secs: config.clock_offset_secs,

@@ -151,8 +151,10 @@ enum Msg {
 pub struct Limits {
     /// See [`crate::Config::max_otks_per_user`].
     pub max_otks: u64,
-    /// See [`crate::Config::max_mailbox`].
-    pub max_mailbox: u64,
+    /// See [`crate::Config::max_mailbox`] and the two after it.
+    pub mailbox: store::MailboxCaps,
+    /// See [`crate::Config::message_ttl`], in seconds (0 = keep).
+    pub message_ttl_secs: f64,
     /// See [`crate::Config::max_refused`].
     pub max_refused: u64,
     /// See [`crate::Config::refused_ttl`], in seconds (0 = forever).
@@ -360,6 +362,11 @@ impl Writer {
         if let Err(e) = store::prune(&self.conn, now, self.limits.refused_ttl_secs) {
             tracing::warn!("pruning old nonces failed: {e}");
         }
+        match store::expire_messages(&self.conn, now, self.limits.message_ttl_secs) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} undelivered message(s) past --message-ttl"),
+            Err(e) => tracing::warn!("deleting expired messages failed: {e}"),
+        }
     }
 
     fn run_batch(&mut self, mut batch: Vec<Job>) {
@@ -452,7 +459,7 @@ fn execute(
             msg,
             hash,
             now,
-            limits.max_mailbox,
+            &limits.mailbox,
             limits.refused_ttl_secs,
         )?),
         Op::Read { peer, peek, wait } => {
@@ -469,7 +476,14 @@ fn execute(
             Outcome::Mail { mail, wait }
         }
         Op::Nack(req) => {
-            store::nack(conn, caller, req, now, limits.max_refused)?;
+            store::nack(
+                conn,
+                caller,
+                req,
+                now,
+                limits.max_refused,
+                limits.refused_ttl_secs,
+            )?;
             Outcome::Nacked
         }
     })
@@ -482,7 +496,12 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             max_otks: 10,
-            max_mailbox: 10,
+            mailbox: store::MailboxCaps {
+                messages: 10,
+                per_sender: 0,
+                bytes: 0,
+            },
+            message_ttl_secs: 0.0,
             max_refused: 10,
             refused_ttl_secs: 0.0,
             clock_offset_secs: 0,
