@@ -27,6 +27,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -142,9 +144,12 @@ impl Relay {
         let db = config.db.clone();
         let durability = config.durability;
         let offset = config.clock_offset_secs;
+        let api_keys = Arc::new(admission::ApiKeys::default());
+        let keys = Arc::clone(&api_keys);
         let (conn, nonces) = tokio::task::spawn_blocking(move || {
             let conn = crate::store::open(&db)?;
             let nonces = nonces::NonceMemory::load(&conn, unix_now(offset))?;
+            keys.load(&conn)?;
             Ok::<_, rusqlite::Error>((conn, nonces))
         })
         .await
@@ -185,11 +190,13 @@ impl Relay {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let rate = admission::RateLimits::new(config.rate_limit).map(Arc::new);
         let (verifier, verifier_threads) = verify::spawn(
             threads,
             verify::Verifier {
                 audiences: audiences.clone().into(),
                 clock_offset_secs: config.clock_offset_secs,
+                rate: rate.clone(),
             },
             writer.clone(),
         )
@@ -209,6 +216,17 @@ impl Relay {
             max_body: config.max_body,
             body_timeout: config.timeout,
             log_requests: config.log_requests,
+            rate,
+            require_api_key: config.require_api_key,
+            admin: Arc::new(admin::Admin {
+                password: config
+                    .admin_password
+                    .as_deref()
+                    .map(admission::AdminPassword::new),
+                db: config.db.clone(),
+                keys: Arc::clone(&api_keys),
+            }),
+            api_keys,
         });
         let workers = server::Workers {
             verifier,

@@ -51,9 +51,10 @@ pub async fn run(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     conns.spawn(serve_connection(
                         stream,
+                        peer,
                         router.clone(),
                         Arc::clone(&shutdown),
                         header_timeout,
@@ -98,16 +99,19 @@ pub async fn run(
 /// (and idling between requests) and any stalled write of an answer.
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     shutdown: Arc<Shutdown>,
     timeout: Duration,
 ) {
     // Answers are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
-        let mut router = router.clone();
-        async move { router.call(req).await }
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::http::PeerAddr(peer));
+            let mut router = router.clone();
+            async move { router.call(req).await }
+        });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         // Also bounds how long an idle keep-alive connection stays open:

@@ -98,6 +98,8 @@ pub struct Verifier {
     pub audiences: Arc<[String]>,
     /// See [`crate::Config::clock_offset_secs`].
     pub clock_offset_secs: i64,
+    /// Per-user budgets, applied to the verified caller (`None`: off).
+    pub rate: Option<Arc<crate::admission::RateLimits>>,
 }
 
 /// Most requests whose signatures are checked as one batch. Batch
@@ -179,6 +181,10 @@ impl Verifier {
         let bodies: Vec<&[u8]> = jobs.iter().map(|j| &j.body[..]).collect();
         let results = self.check_batch(&bodies);
         for (job, result) in jobs.into_iter().zip(results) {
+            let result = result.and_then(|checked| match &self.rate {
+                Some(rate) => rate.check_user(&checked.caller).map(|()| checked),
+                None => Ok(checked),
+            });
             match result {
                 Ok(Checked { caller, nonce, op }) => writer.submit(Job {
                     caller,
@@ -369,6 +375,7 @@ mod tests {
         let v = Verifier {
             audiences: vec!["http://a".to_owned(), "http://b".to_owned()].into(),
             clock_offset_secs: 0,
+            rate: None,
         };
         let s = KeyPairSigner::random();
         let good = |aud: &str| build_request(&CountKeys, &s, aud, Dialect::Both, now()).unwrap();
@@ -461,6 +468,7 @@ mod tests {
         let v = Verifier {
             audiences: vec!["http://a".to_owned()].into(),
             clock_offset_secs: 0,
+            rate: None,
         };
         let honest = KeyPairSigner::random();
         for round in 0..40u8 {
