@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use retalk::proto::{UserId, WireError};
+use retalk_proto::{UserId, WireError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

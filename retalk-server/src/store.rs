@@ -21,10 +21,10 @@
 
 use std::path::Path;
 
-use retalk::proto::tools::{
+use retalk_proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk::proto::{Nonce, UserId, WireError};
+use retalk_proto::{Nonce, UserId, WireError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -126,7 +126,7 @@ pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
-pub const NONCE_MEMORY_SECS: f64 = (2 * retalk::proto::TIMESTAMP_WINDOW_SECS + 10) as f64;
+pub const NONCE_MEMORY_SECS: f64 = (2 * retalk_proto::TIMESTAMP_WINDOW_SECS + 10) as f64;
 
 /// A tool operation that did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -690,25 +690,99 @@ mod tests {
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     }
 
-    /// Every hot query is an index lookup on the caller's own rows, so its
-    /// cost does not grow with other users' mail or keys.
+    /// Every statement the store functions run, as SQLite saw it prepared
+    /// (recorded by a trace hook; one test at a time uses it).
+    static RAN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    fn record(event: rusqlite::trace::TraceEvent<'_>) {
+        if let rusqlite::trace::TraceEvent::Stmt(stmt, _) = event {
+            RAN.lock().unwrap().push(stmt.sql().into_owned());
+        }
+    }
+
+    /// Every query a tool runs is an index lookup on the caller's own rows,
+    /// so its cost does not grow with other users' mail or keys. The SQL
+    /// checked is what the code really ran: each store function is called
+    /// under a trace hook that records every statement, and each recorded
+    /// statement that reads or changes rows is planned with EXPLAIN QUERY
+    /// PLAN. A new query is checked without this test changing.
     #[test]
-    fn hot_queries_use_indexes() {
+    fn every_query_the_tools_run_uses_an_index() {
+        use retalk_proto::tools::{MessageType, Nack, PublishKeys, SendMessage};
+        use retalk_proto::{IdentityKey, SigningKey};
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("s.db")).unwrap();
-        for sql in [
-            "SELECT id, ts, sender, mtype, body FROM messages WHERE recipient=?1 ORDER BY id",
-            "SELECT id, ts, sender, mtype, body FROM messages WHERE recipient=?1 AND sender=?2 ORDER BY id",
-            "DELETE FROM messages WHERE recipient=?1 AND id<=?2",
-            "SELECT COUNT(*) FROM otks WHERE owner=?1 AND claimed=0",
-            "SELECT id FROM otks WHERE owner=?1 AND claimed=0 ORDER BY id LIMIT 1",
-            "DELETE FROM nonces WHERE ts < ?1",
-            "DELETE FROM retalk_nonces WHERE ts < ?1",
-            "SELECT nonce, ts FROM retalk_nonces WHERE ts >= ?1",
-            "SELECT nonce, ts FROM nonces WHERE ts >= ?1",
-            "SELECT sig FROM refused WHERE recipient=?1 AND hash=?2 AND ts>?3",
-            "SELECT 1 FROM users WHERE id=?1",
-        ] {
+        conn.trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(record),
+        );
+        RAN.lock().unwrap().clear();
+        let key = |c: char| {
+            let b64 = "A".repeat(42) + &c.to_string();
+            IdentityKey::parse(&b64, "key").unwrap()
+        };
+        // A user with real keys (its id is their fingerprint), published.
+        let user = |c: char| {
+            use base64::Engine;
+            let sk = ed25519_dalek::SigningKey::from_bytes(&[c as u8; 32]);
+            let sk = base64::engine::general_purpose::STANDARD_NO_PAD
+                .encode(sk.verifying_key().as_bytes());
+            let req = PublishKeys {
+                identity_key: key(c),
+                signing_key: SigningKey::parse(&sk, "sk").unwrap(),
+                one_time_keys: vec![("k1".into(), key('w')), ("k2".into(), key('A'))],
+                fallback_key: Some(("fb".into(), key('Q'))),
+            };
+            let fp = retalk_proto::fingerprint(req.identity_key.as_str(), &sk);
+            let id = UserId::parse(&fp, "id").unwrap();
+            publish_keys(&conn, &id, &req, 100).unwrap();
+            id
+        };
+        let (alice, bob) = (user('Q'), user('g'));
+        count_keys(&conn, &alice).unwrap();
+        get_keys(&conn, &bob).unwrap();
+        claim_key(&conn, &bob).unwrap();
+        let send = SendMessage::new(bob.clone(), MessageType::Normal, b"ciphertext");
+        let caps = MailboxCaps {
+            messages: 100,
+            per_sender: 100,
+            bytes: 1 << 20,
+        };
+        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
+        read_messages(&conn, &bob, Some(&alice), true).unwrap();
+        read_messages(&conn, &bob, None, true).unwrap();
+        read_messages(&conn, &bob, Some(&alice), false).unwrap();
+        read_messages(&conn, &bob, None, false).unwrap();
+        let refusal = Nack {
+            hash: "0".repeat(64),
+            sig: "A".repeat(86),
+        };
+        nack(&conn, &bob, &refusal, 1e6, 1, 3600.0).unwrap();
+        nack(
+            &conn,
+            &bob,
+            &Nack {
+                hash: "1".repeat(64),
+                ..refusal
+            },
+            1e6,
+            1,
+            3600.0,
+        )
+        .unwrap();
+        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
+        record_nonce(&conn, &Nonce::parse(&"1".repeat(32)).unwrap(), 1e6).unwrap();
+        recent_nonces(&conn, 1e6 - 600.0).unwrap();
+        prune(&conn, 1e6, 3600.0).unwrap();
+        conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
+
+        let mut ran = std::mem::take(&mut *RAN.lock().unwrap());
+        ran.sort();
+        ran.dedup();
+        let checked: Vec<&String> = ran.iter().filter(|sql| sql.contains(" WHERE ")).collect();
+        // The tools above must have run their lookups (not just inserts).
+        assert!(checked.len() >= 10, "too few queries recorded: {ran:#?}");
+        for sql in checked {
             let p = plan(&conn, sql);
             assert!(p.contains("USING"), "{sql}: {p}");
             assert!(!p.contains("SCAN"), "{sql}: {p}");
@@ -723,7 +797,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("s.db")).unwrap();
         let now = 1_000_000.0;
-        let window = 2.0 * retalk::proto::TIMESTAMP_WINDOW_SECS as f64;
+        let window = 2.0 * retalk_proto::TIMESTAMP_WINDOW_SECS as f64;
         let young = Nonce::parse(&"1".repeat(32)).unwrap();
         let old = Nonce::parse(&"2".repeat(32)).unwrap();
         record_nonce(&conn, &young, now - window).unwrap();

@@ -10,7 +10,7 @@
 //!   and sending owed acknowledgements;
 //! * `receive`: the crash-safe receive pipeline;
 //! * `peers`: saved peer names and pins;
-//! * `failpoint`: test-only crash injection (debug builds only).
+//! * `failpoint`: test-only crash injection (the `failpoints` feature only).
 //!
 //! All methods are `async` (tokio). A synchronous program drives them with a
 //! current-thread runtime:

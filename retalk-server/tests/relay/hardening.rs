@@ -1,0 +1,110 @@
+//! Defects found by probing the relay as an attacker would (issue 15):
+//! each test shows one fixed.
+
+use retalk::proto::KeyPairSigner;
+use retalk_testkit::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes raw bytes to the relay and reads its answer until it closes the
+/// connection or one whole response has arrived: (status, JSON body).
+async fn raw_exchange(addr: &str, bytes: &[u8]) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The relay may answer (and close) before reading everything.
+    let _ = s.write_all(bytes).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if len.is_some_and(|n| buf.len() >= end + 4 + n) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer in time");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text:?}"));
+    (status, value)
+}
+
+/// A chunked body over the cap names the cap (was "more than that bytes").
+#[tokio::test]
+async fn a_chunked_body_over_the_cap_names_the_cap() {
+    let r = start_with(|c| c.max_body = 1000).await;
+    let mut req = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        req.extend_from_slice(format!("258\r\n{}\r\n", " ".repeat(600)).as_bytes());
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let (status, v) = raw_exchange(&r.relay.local_addr().to_string(), &req).await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(
+        error_text(&v),
+        "request body too large: more than 1000 bytes (max 1000)"
+    );
+}
+
+/// A body carrying both generations' names for one auth field must give
+/// them the same value: otherwise which one is read decides what is checked.
+#[tokio::test]
+async fn conflicting_old_and_new_auth_names_are_refused() {
+    let r = start().await;
+    let s = KeyPairSigner::random();
+    let other = KeyPairSigner::random();
+    let good = signed_body(&s, "count_keys", Default::default(), &r.url());
+    let (status, _) = post_raw(&r.http, &r.url(), good.clone()).await;
+    assert_eq!(status, 200);
+    let foreign: Value = serde_json::from_slice(&signed_body(
+        &other,
+        "count_keys",
+        Default::default(),
+        &r.url(),
+    ))
+    .unwrap();
+    for (field, replacement) in [
+        ("user_id", foreign["args"]["auth"]["user_id"].clone()),
+        (
+            "fingerprint",
+            foreign["args"]["auth"]["fingerprint"].clone(),
+        ),
+        ("ts", Value::from((now() - 5).to_string())),
+        ("timestamp", Value::from(now() - 5)),
+        ("sig", foreign["args"]["auth"]["sig"].clone()),
+        ("signature", foreign["args"]["auth"]["signature"].clone()),
+    ] {
+        let mut v: Value =
+            serde_json::from_slice(&signed_body(&s, "count_keys", Default::default(), &r.url()))
+                .unwrap();
+        v["args"]["auth"][field] = replacement;
+        let (status, body) = post_raw(&r.http, &r.url(), v.to_string()).await;
+        assert_eq!(status, 401, "{field}: {body}");
+        assert!(error_text(&body).contains("they differ"), "{field}: {body}");
+    }
+    // The same value spelled as a number and as a string is not a conflict.
+    let mut v: Value =
+        serde_json::from_slice(&signed_body(&s, "count_keys", Default::default(), &r.url()))
+            .unwrap();
+    let ts: i64 = v["args"]["auth"]["ts"].as_str().unwrap().parse().unwrap();
+    v["args"]["auth"]["timestamp"] = Value::from(ts);
+    let (status, body) = post_raw(&r.http, &r.url(), v.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+}

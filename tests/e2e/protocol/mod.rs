@@ -1,0 +1,4 @@
+//! The wire protocol against the reference's vectors.
+
+mod olm;
+mod vectors;
