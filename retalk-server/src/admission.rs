@@ -92,9 +92,10 @@ impl RateLimits {
     /// Spends one request of a verified caller's budget.
     pub fn check_user(&self, caller: &UserId) -> Result<(), WireError> {
         self.tick();
-        self.users
-            .check_key(caller)
-            .map_err(|not_until| rate_limited(not_until.wait_time_from(self.clock.now())))
+        self.users.check_key(caller).map_err(|not_until| {
+            metrics::counter!("retalk_rate_limited_total", "scope" => "user").increment(1);
+            rate_limited(not_until.wait_time_from(self.clock.now()))
+        })
     }
 
     /// Whether `ip` may send a body to be verified now (it is not over its

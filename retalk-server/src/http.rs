@@ -128,6 +128,8 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             r
         }
     };
+    metrics::counter!("retalk_http_responses_total", "status" => resp.status().as_str().to_owned())
+        .increment(1);
     if app.log_requests || tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
         tracing::info!(
             target: ACCESS_LOG_TARGET,
@@ -197,6 +199,7 @@ async fn post(app: &App, req: Request) -> Response {
     // Admission first: cheap refusals before the body is read or any
     // signature checked.
     if app.require_api_key && !api_key(req.headers()).is_some_and(|k| app.api_keys.valid(k)) {
+        metrics::counter!("retalk_api_key_refusals_total").increment(1);
         return error_status(
             StatusCode::UNAUTHORIZED,
             "valid API key required to use this relay (Authorization: Bearer KEY)".into(),

@@ -33,6 +33,7 @@ pub mod cli;
 mod config;
 mod http;
 mod io;
+mod metrics;
 mod nonces;
 mod server;
 mod sig;
@@ -109,6 +110,7 @@ pub struct Relay {
     db: PathBuf,
     shutdown: Arc<Shutdown>,
     waiters: Arc<Waiters>,
+    metrics_addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -133,6 +135,26 @@ impl Relay {
             addr: bind_addr,
             source,
         })?;
+        let metrics_listener = match config.metrics_addr {
+            Some(maddr) => {
+                Some(
+                    metrics::bind(maddr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            addr: maddr.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr().map_err(|source| ServerError::Bind {
+                addr: format!("{:?}", config.metrics_addr),
+                source,
+            })?),
+            None => None,
+        };
         let audiences = if config.audiences.is_empty() {
             vec![config::default_audience(&config.host, addr.port())]
         } else {
@@ -172,6 +194,7 @@ impl Relay {
         };
 
         let waiters = Arc::new(Waiters::default());
+        let health = Arc::new(metrics::Health::default());
         let shutdown = Arc::new(Shutdown::default());
         let limits = writer::Limits {
             max_otks: config.max_otks_per_user,
@@ -185,9 +208,15 @@ impl Relay {
             refused_ttl_secs: config.refused_ttl.as_secs_f64(),
             clock_offset_secs: config.clock_offset_secs,
         };
-        let (writer, writer_thread) =
-            writer::spawn(conn, nonces, limits, Arc::clone(&waiters), wal)
-                .map_err(ServerError::Threads)?;
+        let (writer, writer_thread) = writer::spawn(
+            conn,
+            nonces,
+            limits,
+            Arc::clone(&waiters),
+            wal,
+            Arc::clone(&health),
+        )
+        .map_err(ServerError::Threads)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -235,6 +264,15 @@ impl Relay {
             writer,
             writer_thread,
         };
+        if let Some(listener) = metrics_listener {
+            metrics::serve(
+                listener,
+                Arc::clone(&waiters),
+                Arc::clone(&health),
+                config.db.clone(),
+                Arc::clone(&shutdown),
+            );
+        }
         let task = tokio::spawn(server::run(
             listener,
             http::router(app),
@@ -248,6 +286,7 @@ impl Relay {
             db: config.db,
             shutdown,
             waiters,
+            metrics_addr,
             task: Some(task),
         })
     }
@@ -256,6 +295,11 @@ impl Relay {
     /// asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where metrics, `/healthz` and `/readyz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The URL clients use: the first audience.

@@ -91,6 +91,20 @@ pub struct Checked {
     pub op: Op,
 }
 
+/// A short name for why a request failed verification (a metrics label).
+fn reason(e: &WireError) -> &'static str {
+    match e {
+        WireError::Auth(AuthError::Missing | AuthError::MissingField(_)) => "missing_auth",
+        WireError::Auth(AuthError::Malformed(_)) => "malformed_auth",
+        WireError::Auth(AuthError::KeysMismatch) => "keys_mismatch",
+        WireError::Auth(AuthError::Stale) => "stale",
+        WireError::Auth(AuthError::BadSignature) => "bad_signature",
+        WireError::Auth(AuthError::Replay) => "replay",
+        WireError::Auth(AuthError::Other(_)) => "bad_nack_signature",
+        _ => "bad_request",
+    }
+}
+
 /// What the pool needs to check a request.
 #[derive(Debug, Clone)]
 pub struct Verifier {
@@ -181,6 +195,10 @@ impl Verifier {
         let bodies: Vec<&[u8]> = jobs.iter().map(|j| &j.body[..]).collect();
         let results = self.check_batch(&bodies);
         for (job, result) in jobs.into_iter().zip(results) {
+            if let Err(e) = &result {
+                metrics::counter!("retalk_verification_failures_total", "reason" => reason(e))
+                    .increment(1);
+            }
             let result = result.and_then(|checked| match &self.rate {
                 Some(rate) => rate.check_user(&checked.caller).map(|()| checked),
                 None => Ok(checked),

@@ -86,6 +86,21 @@ pub enum Op {
     Nack(Nack),
 }
 
+impl Op {
+    /// The tool's wire name (a metrics label).
+    pub fn tool(&self) -> &'static str {
+        match self {
+            Op::Publish(_) => "publish_keys",
+            Op::CountKeys => "count_keys",
+            Op::GetKeys(_) => "get_keys",
+            Op::ClaimKey(_) => "claim_key",
+            Op::Send(..) => "send_message",
+            Op::Read { .. } => "read_messages",
+            Op::Nack(_) => "nack",
+        }
+    }
+}
+
 /// What a waiting read still has to do once its first look found nothing.
 #[derive(Debug, Clone)]
 pub struct WaitPlan {
@@ -220,15 +235,17 @@ pub fn spawn(
     limits: Limits,
     waiters: Arc<Waiters>,
     wal: Option<File>,
+    health: Arc<crate::metrics::Health>,
 ) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let syncer = match wal {
         Some(wal) => {
             let (sync_tx, sync_rx) = mpsc::channel();
             let waiters = Arc::clone(&waiters);
+            let health = Arc::clone(&health);
             let thread = std::thread::Builder::new()
                 .name("retalk-syncer".into())
-                .spawn(move || run_syncer(&wal, &waiters, sync_rx))?;
+                .spawn(move || run_syncer(&wal, &waiters, &health, sync_rx))?;
             Some((sync_tx, thread))
         }
         None => None,
@@ -246,6 +263,7 @@ pub fn spawn(
                 limits,
                 waiters,
                 syncer: sync_tx,
+                health,
             }
             .run(rx);
             // The writer (and with it the syncer's sender) is gone: the
@@ -286,13 +304,23 @@ impl Committed {
 
 /// The syncer: takes every group committed since its last sync, fsyncs the
 /// WAL once for all of them, then releases them in commit order.
-fn run_syncer(wal: &File, waiters: &Waiters, rx: mpsc::Receiver<Committed>) {
+fn run_syncer(
+    wal: &File,
+    waiters: &Waiters,
+    health: &crate::metrics::Health,
+    rx: mpsc::Receiver<Committed>,
+) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
-        match wal.sync_data() {
+        let started = Instant::now();
+        let synced = wal.sync_data();
+        metrics::histogram!("retalk_fsync_seconds").record(started.elapsed().as_secs_f64());
+        health.storage(synced.is_ok());
+        match synced {
             Ok(()) => groups.into_iter().for_each(|g| g.release(waiters)),
             Err(e) => {
+                metrics::counter!("retalk_storage_errors_total", "stage" => "sync").increment(1);
                 // The commits are in SQLite but perhaps not on disk: their
                 // senders are told to retry (a retried message may then be
                 // delivered twice, which clients recognise by its hash).
@@ -314,6 +342,8 @@ struct Writer {
     waiters: Arc<Waiters>,
     /// The syncer's queue, with `Durability::Full`.
     syncer: Option<mpsc::Sender<Committed>>,
+    /// Set by every commit's outcome (for `/readyz`).
+    health: Arc<crate::metrics::Health>,
 }
 
 impl Writer {
@@ -364,7 +394,10 @@ impl Writer {
         }
         match store::expire_messages(&self.conn, now, self.limits.message_ttl_secs) {
             Ok(0) => {}
-            Ok(n) => tracing::info!("deleted {n} undelivered message(s) past --message-ttl"),
+            Ok(n) => {
+                metrics::counter!("retalk_expired_messages_total").increment(n as u64);
+                tracing::info!("deleted {n} undelivered message(s) past --message-ttl");
+            }
             Err(e) => tracing::warn!("deleting expired messages failed: {e}"),
         }
     }
@@ -384,8 +417,28 @@ impl Writer {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            metrics::histogram!("retalk_group_commit_size").record(batch.len() as f64);
             for job in batch.drain(..) {
-                match execute(&tx, &self.limits, memory, &mut nonces, &job, now) {
+                let result = execute(&tx, &self.limits, memory, &mut nonces, &job, now);
+                let status = match &result {
+                    Ok(_) => 200,
+                    Err(OpError::Refused(e)) => e.status(),
+                    Err(OpError::Db(_)) => 503,
+                };
+                metrics::counter!(
+                    "retalk_requests_total",
+                    "tool" => job.op.tool(),
+                    "status" => status.to_string()
+                )
+                .increment(1);
+                if matches!(
+                    &result,
+                    Err(OpError::Refused(WireError::Auth(AuthError::Replay)))
+                ) {
+                    metrics::counter!("retalk_verification_failures_total", "reason" => "replay")
+                        .increment(1);
+                }
+                match result {
                     Ok(outcome) => {
                         if let Outcome::Sent(SendOutcome::Stored { .. }) = outcome {
                             if let Op::Send(msg, _) = &job.op {
@@ -407,6 +460,10 @@ impl Writer {
         // dropped reply channel; the rest learn the group's fate here.
         drop(batch);
         let group = Committed { answers, delivered };
+        self.health.storage(committed.is_ok());
+        if committed.is_err() {
+            metrics::counter!("retalk_storage_errors_total", "stage" => "commit").increment(1);
+        }
         if committed.is_ok() {
             nonces.commit(&mut self.nonces, now);
         }
@@ -526,7 +583,15 @@ mod tests {
     ) -> (WriterHandle, JoinHandle<()>) {
         let conn = crate::store::open(&dir.join("s.db")).unwrap();
         let wal = wal(&conn);
-        spawn(conn, NonceMemory::default(), limits(), Arc::default(), wal).unwrap()
+        spawn(
+            conn,
+            NonceMemory::default(),
+            limits(),
+            Arc::default(),
+            wal,
+            Default::default(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]

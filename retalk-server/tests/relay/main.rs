@@ -12,6 +12,7 @@
 //! * `hardening`: defects found by hostile probing (issue 15);
 //! * `limits`: caps on keys, bodies and answers;
 //! * `mailbox_caps`: per-recipient, per-sender and byte caps, expiry;
+//! * `metrics`: the metrics listener, /healthz, /readyz;
 //! * `tools`: each tool's answers;
 //! * `wait`: waiting reads and their wake-ups.
 
@@ -24,5 +25,6 @@ mod fixture;
 mod hardening;
 mod limits;
 mod mailbox_caps;
+mod metrics;
 mod tools;
 mod wait;
