@@ -173,7 +173,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
     /// Most open connections from one client address; more are closed at
-    /// once; 0 = no bound [default: 256]
+    /// once; 0 = no bound (behind a proxy every client shares its address)
+    /// [default: 0]
     #[arg(long, value_name = "N")]
     pub max_connections_per_ip: Option<usize>,
     /// Serve Prometheus metrics (GET /metrics), /healthz and /readyz on this

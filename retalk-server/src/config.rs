@@ -28,8 +28,10 @@ pub const DEFAULT_MAX_MAILBOX_PER_SENDER: u64 = 1_000;
 pub const DEFAULT_MAX_MAILBOX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default lifetime of undelivered mail: 30 days.
 pub const DEFAULT_MESSAGE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Default bound on open connections from one client address.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default bound on open connections from one client address: none,
+/// because behind a proxy (the recommended set-up) every client shares the
+/// proxy's address. Set it on a relay that faces clients directly.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
 
 /// Default time a client gets to send a request's headers (or, when idle
 /// between requests, to start the next one) and its body.

@@ -31,6 +31,7 @@ mod admin;
 mod admission;
 pub mod cli;
 mod config;
+mod conns;
 mod http;
 mod io;
 mod metrics;
@@ -278,6 +279,10 @@ impl Relay {
             http::router(app),
             Arc::clone(&shutdown),
             config.timeout,
+            conns::Book::new(
+                config.max_connections.unwrap_or_else(conns::default_max),
+                config.max_connections_per_ip,
+            ),
             workers,
         ));
         Ok(Relay {

@@ -8,6 +8,7 @@
 //! * `bad_input`: malformed, oversized, slow and hostile requests;
 //! * `binary`: the executable: flags and environment, SIGTERM, kill -9;
 //! * `concurrency`: racing claims, sends and reads;
+//! * `connections`: total and per-address connection bounds;
 //! * `fixture`: a database written by the Python reference;
 //! * `hardening`: defects found by hostile probing (issue 15);
 //! * `limits`: caps on keys, bodies and answers;
@@ -21,6 +22,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod concurrency;
+mod connections;
 mod fixture;
 mod hardening;
 mod limits;
