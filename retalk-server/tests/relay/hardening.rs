@@ -108,3 +108,83 @@ async fn conflicting_old_and_new_auth_names_are_refused() {
     let (status, body) = post_raw(&r.http, &r.url(), v.to_string()).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Requests hyper itself cannot parse get the same JSON error body as every
+/// other refusal (they used to get an empty 400/414/431).
+#[tokio::test]
+async fn malformed_http_gets_a_json_error() {
+    let r = start().await;
+    let addr = r.relay.local_addr().to_string();
+    let post = |headers: &str| format!("POST / HTTP/1.1\r\nhost: x\r\n{headers}\r\n").into_bytes();
+    let mut cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("garbage line", b"GARBAGE\r\n\r\n".to_vec(), 400),
+        (
+            "binary",
+            vec![0u8, 1, 2, 0xff, 0xfe, b'\r', b'\n', b'\r', b'\n'],
+            400,
+        ),
+        ("length not a number", post("content-length: abc\r\n"), 400),
+        ("negative length", post("content-length: -1\r\n"), 400),
+        ("length list", post("content-length: 1, 2\r\n"), 400),
+        (
+            "two lengths",
+            post("content-length: 1\r\ncontent-length: 2\r\n"),
+            400,
+        ),
+        ("plus sign", post("content-length: +5\r\n"), 400),
+        (
+            "unknown transfer-encoding",
+            post("transfer-encoding: gzip\r\n"),
+            400,
+        ),
+        (
+            "chunked not last",
+            post("transfer-encoding: chunked, gzip\r\n"),
+            400,
+        ),
+        ("bad header name", post("bad header: x\r\n"), 400),
+        ("header without colon", post("nocolon\r\n"), 400),
+        (
+            "bad version",
+            b"POST / HTTP/9.9\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "bad method",
+            b"P@ST / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("nul in header", post("x-a: a\0b\r\n"), 400),
+        ("space before colon", post("content-length : 5\r\n"), 400),
+        (
+            "huge uri",
+            format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+        ),
+        ("header flood", post(&"x-a: b\r\n".repeat(200)), 431),
+        (
+            "huge header",
+            post(&format!("x-a: {}\r\n", "b".repeat(500_000))),
+            431,
+        ),
+    ];
+    // A bad chunk size is found while reading the body: our own 400.
+    cases.push((
+        "bad chunk size",
+        [
+            post("transfer-encoding: chunked\r\n"),
+            b"zz\r\nab\r\n0\r\n\r\n".to_vec(),
+        ]
+        .concat(),
+        400,
+    ));
+    for (what, bytes, want) in cases {
+        let (status, body) = raw_exchange(&addr, &bytes).await;
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(!error_text(&body).is_empty(), "{what}");
+    }
+    // The relay still serves well-formed requests afterwards.
+    let s = KeyPairSigner::random();
+    let good = signed_body(&s, "count_keys", Default::default(), &r.url());
+    assert_eq!(post_raw(&r.http, &r.addr(), good).await.0, 200);
+}
