@@ -239,7 +239,7 @@ async fn post(app: &App, req: Request) -> Response {
     }
 }
 
-/// 413. `declared` is the Content-Length; a body without one (chunked) is
+/// The 413 answer. `declared` is the Content-Length; a body without one (chunked) is
 /// cut off at the cap, so only "more than the cap" is known.
 fn too_large(declared: Option<u64>, max: usize) -> Response {
     let text = match declared {
