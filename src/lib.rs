@@ -17,8 +17,9 @@ pub mod proto;
 mod store;
 
 pub use client::{
-    ClientError, CreateOptions, DeliveryProblem, Inbox, MaintainOptions, MaintainReport, Message,
-    Peer, User,
+    AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions, DeliveryProblem,
+    Direction, History, HistoryEntry, Inbox, MaintainOptions, MaintainReport, Message, Peer,
+    ReceiveOptions, User,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};
