@@ -158,6 +158,14 @@ impl<W: Write> Lines<W> {
     }
 }
 
+/// Writes bytes to stdout (completion scripts, the manual page).
+pub fn write_all_stdout(b: &[u8]) -> Result<(), CliError> {
+    let mut o = io::stdout().lock();
+    o.write_all(b)
+        .and_then(|_| o.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))
+}
+
 /// Writes a line to stderr. Errors are ignored: there is nowhere left to
 /// report them.
 pub fn note(s: &str) {

@@ -214,6 +214,11 @@ impl User {
         Ok(())
     }
 
+    /// The relay URL saved with the identity (not this session's override).
+    pub fn saved_relay_url(&self) -> Option<&str> {
+        self.saved_relay.as_deref()
+    }
+
     /// Sends `key` as `Authorization: Bearer` on every relay request of
     /// this session (relays that require an API key).
     pub fn set_api_key(&mut self, key: Option<&str>) {

@@ -2,19 +2,28 @@
 //! identity with the right passphrase and relay.
 
 pub mod add;
+pub mod block;
+pub mod completions;
+pub mod config;
+pub mod contacts;
+pub mod history;
 pub mod id;
 pub mod init;
+pub mod man;
 pub mod receive;
+pub mod register;
 pub mod send;
+pub mod sync;
+pub mod verify;
 
 use crate::args::Global;
 use crate::backend::{self, Identity};
 use crate::env::Env;
 use crate::error::CliError;
-use crate::identity;
 use crate::output;
-use crate::relay;
-use crate::secret::{self, Passphrase, Purpose, TerminalPrompter};
+use crate::select::identity;
+use crate::select::relay;
+use crate::select::secret::{self, Passphrase, Purpose, TerminalPrompter};
 
 /// What every command gets: the global options and the environment.
 pub struct Ctx<'a> {
@@ -33,7 +42,9 @@ pub struct Opened {
 impl Ctx<'_> {
     /// The passphrase, from file, environment or prompt.
     pub fn passphrase(&self, purpose: Purpose) -> Result<Passphrase, CliError> {
-        secret::obtain(
+        secret::choose(
+            self.global.passphrase.as_deref(),
+            self.global.no_passphrase,
             self.global.passphrase_file.as_deref(),
             self.env,
             purpose,
@@ -53,20 +64,30 @@ impl Ctx<'_> {
     /// `using NAME (ID) from DIR` on stderr.
     pub async fn open(&self, banner: bool) -> Result<Opened, CliError> {
         let located = identity::locate(&self.global.selection(), self.env, &backend::exists)?;
+        self.open_dir(&located.dir, banner).await
+    }
+
+    /// Opens the identity in `dir` (see [`open`](Self::open)).
+    pub async fn open_dir(&self, dir: &std::path::Path, banner: bool) -> Result<Opened, CliError> {
         let relay = self.relay_override()?;
         let pass = self.passphrase(Purpose::Unlock)?;
-        let mut identity = backend::open(&located.dir, pass.expose()).await?;
+        let mut identity = backend::open(dir, pass.expose()).await?;
         if let Some(url) = relay {
             identity.set_relay_url(&url);
         }
+        identity.set_api_key(self.api_key().as_deref());
         if banner {
-            output::note(&output::banner(
-                &identity.name(),
-                &identity.user_id(),
-                &located.dir,
-            ));
+            output::note(&output::banner(&identity.name(), &identity.user_id(), dir));
         }
         Ok(Opened { identity })
+    }
+
+    /// `--api-key`, else RETALK_API_KEY.
+    pub fn api_key(&self) -> Option<String> {
+        self.global
+            .api_key
+            .clone()
+            .or_else(|| self.env.get(crate::env::RETALK_API_KEY))
     }
 }
 
@@ -75,4 +96,15 @@ impl Opened {
     pub fn need_relay(&self) -> Result<String, CliError> {
         self.identity.relay_url().ok_or_else(relay::missing)
     }
+}
+
+/// Whether to keep messages for `history`: `--save`, or RETALK_SAVE_MESSAGE
+/// set to a truthy value (1, true, t, yes, y, on; as 0.3.0).
+pub fn save_messages(flag: bool, env: &dyn Env) -> bool {
+    flag || env.get(crate::env::RETALK_SAVE_MESSAGE).is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "t" | "yes" | "y" | "on"
+        )
+    })
 }
