@@ -557,7 +557,7 @@ mod tests {
     fn usage_errors_exit_2() {
         for bad in [
             &["send"][..],
-            &["add", "bob"],
+            &["add"],
             &["frobnicate"],
             &["receive", "--interval", "0"],
             &["receive", "--interval", "soon"],

@@ -28,14 +28,17 @@ use error::{CliError, EXIT_OK};
 
 fn main() {
     // 0.3.x spells --no-passphrase `-np`, which clap would read as -n -p.
-    let argv = std::env::args_os().map(|a| {
-        if a == "-np" {
-            "--no-passphrase".into()
-        } else {
-            a
-        }
-    });
-    let cli = match Cli::try_parse_from(argv) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
+        .map(|a| {
+            if a == "-np" {
+                "--no-passphrase".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let dialect_03 = commands::speaks_03(&argv, &env::ProcessEnv);
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version exit 0 on stdout; usage errors exit 2 on stderr.
@@ -43,7 +46,7 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    let code = match run(&cli) {
+    let code = match run(&cli, dialect_03) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             output::note(&e.render());
@@ -53,7 +56,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: &Cli) -> Result<(), CliError> {
+fn run(cli: &Cli, dialect_03: bool) -> Result<(), CliError> {
     // One thread is plenty for a CLI and starts fastest.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,6 +66,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     let ctx = Ctx {
         global: &cli.global,
         env: &env,
+        dialect_03,
     };
     rt.block_on(async {
         match &cli.command {

@@ -172,8 +172,10 @@ impl Store {
                 b.mode(0o700);
             }
             b.create(dir)?;
-            set_private_mode(dir, 0o700)?;
         }
+        // Also a folder that existed before (made by mkdir with the usual
+        // 0755): the store is private whoever made its folder.
+        set_private_mode(dir, 0o700)?;
         let _lock = lock::lock_blocking(dir)?;
         if Self::exists(dir) {
             return Err(StoreError::AlreadyExists(dir.to_owned()));

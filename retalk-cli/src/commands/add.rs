@@ -122,7 +122,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         (None, None) => (normalize_id(&args.first)?, args.first.clone()),
     };
     let id = normalize_id(&raw_id)?;
-    if name != id {
+    if args.second.is_some() || args.peer.is_some() {
         check_peer_name(&name)?;
     }
     if let Some(pin) = &args.pin {

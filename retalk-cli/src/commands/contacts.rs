@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::error::CliError;
-use crate::output::{self, json_line, Lines};
+use crate::output::{self, json_line, Card, Lines};
 
 /// `retalk contacts`.
 #[derive(Debug, clap::Args)]
@@ -38,14 +38,16 @@ Examples:
     crate::common_help!()
 );
 
-fn card(c: &retalk::Contact) -> serde_json::Value {
+fn card(c: &retalk::Contact) -> String {
     let id = c.id.to_string();
-    serde_json::json!({
-        "name": if c.name == id { "" } else { c.name.as_str() },
-        "fingerprint": id,
-        "identity_key": c.identity_key.clone().unwrap_or_default(),
-        "signing_key": c.signing_key.clone().unwrap_or_default(),
-        "verified": c.verified(),
+    json_line(&Card {
+        name: if c.name == id { "" } else { c.name.as_str() },
+        fingerprint: &id,
+        identity_key: c.identity_key.as_deref().unwrap_or(""),
+        signing_key: c.signing_key.as_deref().unwrap_or(""),
+        verified: c.verified(),
+        relay: None,
+        user_id: None,
     })
 }
 
@@ -90,18 +92,10 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
             CliError::refusal(format!("unknown contact '{}'", output::one_line(x)))
                 .hint("see `retalk contacts`")
         })?;
-        return out.line(&if args.json {
-            json_line(&card(&c))
-        } else {
-            row(&c)
-        });
+        return out.line(&if args.json { card(&c) } else { row(&c) });
     }
     for c in me.contacts()? {
-        out.line(&if args.json {
-            json_line(&card(&c))
-        } else {
-            row(&c)
-        })?;
+        out.line(&if args.json { card(&c) } else { row(&c) })?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::error::CliError;
-use crate::output::{json_line, Lines};
+use crate::output::{json_line, HistoryLine, Lines};
 
 /// `retalk history`.
 #[derive(Debug, clap::Args)]
@@ -72,13 +72,13 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
                 .cloned()
                 .unwrap_or(e.name.clone())
         };
-        out.line(&json_line(&serde_json::json!({
-            "id": e.id,
-            "from": from,
-            "name": name,
-            "direction": if out_dir { "out" } else { "in" },
-            "text": e.text,
-        })))?;
+        out.line(&json_line(&HistoryLine {
+            id: &e.id,
+            from: &from,
+            name: &name,
+            direction: if out_dir { "out" } else { "in" },
+            text: &e.text,
+        }))?;
     }
     Ok(())
 }

@@ -3,14 +3,16 @@
 
 use super::Ctx;
 use crate::error::CliError;
-use crate::output::{json_line, Lines};
+use crate::output::{json_line, Card, IdentityJson, Lines};
 use crate::select::identity;
 
 /// `retalk id`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// One JSON line: {"user_id", "fingerprint", "name", "identity_key",
-    /// "signing_key", "verified", "relay"} (0.0.1 and 0.3 fields together)
+    /// One JSON line: 0.3's card {"fingerprint", "name", "identity_key",
+    /// "signing_key", "verified", "relay"} (plus "user_id") when the command
+    /// line speaks 0.3 (--dir, --user, RETALK_USER...), else 0.0.1's
+    /// {"user_id", "identity_key", "signing_key", "name"}
     #[arg(long)]
     pub json: bool,
 
@@ -57,19 +59,24 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     let mut out = Lines::stdout();
     let id = me.user_id();
     let relay = me.relay_url();
-    if args.json {
-        let mut v = serde_json::json!({
-            "user_id": id,
-            "fingerprint": id,
-            "name": me.name(),
-            "identity_key": me.identity_key(),
-            "signing_key": me.signing_key(),
-            "verified": true,
-        });
-        if let Some(r) = &relay {
-            v["relay"] = serde_json::Value::String(r.clone());
-        }
-        out.line(&json_line(&v))
+    if args.json && !ctx.dialect_03 {
+        // 0.0.1's object, field for field.
+        out.line(&json_line(&IdentityJson {
+            user_id: &id,
+            identity_key: &me.identity_key(),
+            signing_key: &me.signing_key(),
+            name: &me.name(),
+        }))
+    } else if args.json {
+        out.line(&json_line(&Card {
+            fingerprint: &id,
+            name: &me.name(),
+            identity_key: &me.identity_key(),
+            signing_key: &me.signing_key(),
+            verified: true,
+            relay: relay.as_deref(),
+            user_id: Some(&id),
+        }))
     } else if args.card {
         let name = me.name();
         out.line(&format!(

@@ -31,6 +31,35 @@ pub struct Ctx<'a> {
     pub global: &'a Global,
     /// Environment variables.
     pub env: &'a dyn Env,
+    /// The command line uses a 0.3-only spelling (--dir, --user, --relay,
+    /// -p, --passphrase-path, ...) or RETALK_USER / RETALK_HOME is set: where
+    /// the two generations print different things for the same command
+    /// (`id --json`), the 0.3 form is printed.
+    pub dialect_03: bool,
+}
+
+/// Whether `argv` or the environment speak 0.3 (see [`Ctx::dialect_03`]).
+pub fn speaks_03(argv: &[std::ffi::OsString], env: &dyn Env) -> bool {
+    const SPELLINGS: &[&str] = &[
+        "--dir",
+        "--user",
+        "--relay",
+        "-r",
+        "-p",
+        "--passphrase",
+        "--passphrase-path",
+        "--no-passphrase",
+        "--api-key",
+        "--display-name",
+        "--peer",
+        "--card",
+    ];
+    argv.iter().any(|a| {
+        let a = a.to_string_lossy();
+        let flag = a.split('=').next().unwrap_or("");
+        SPELLINGS.contains(&flag)
+    }) || env.get(crate::env::RETALK_USER).is_some()
+        || env.get(crate::env::RETALK_HOME).is_some()
 }
 
 /// An opened identity.

@@ -203,10 +203,13 @@ pub fn locate(
                 dir,
                 source: Source::DefaultUserLevel,
             },
-            None => return Err(CliError::refusal(
-                "no user selected: pass --user NAME (-u NAME), set RETALK_USER, or pass --dir DIR",
-            )
-            .hint("STORE=DIR works too; or create the default identity with `retalk init -u`")),
+            None => {
+                return Err(CliError::refusal(
+                    "no identity selected (no user selected): pass --user NAME (-u NAME), \
+                     set RETALK_USER, or pass --dir DIR",
+                )
+                .hint("STORE=DIR works too; or create the default identity with `retalk init -u`"))
+            }
         }
     };
     if !exists(&located.dir) {
