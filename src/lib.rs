@@ -6,15 +6,17 @@
 //!   store (see `docs/library.md`).
 //! * [`migrate`]: taking over identities made by the Python reference.
 
-// One `unsafe` block in the crate, allowed where it stands: viewing the
-// key derivation's zeroed huge-page mapping as Argon2 blocks (store/crypto.rs).
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
+// `unsafe_code` is denied for the whole workspace (Cargo.toml); one block is
+// allowed where it stands: viewing the key derivation's zeroed huge-page
+// mapping as Argon2 blocks (store/crypto.rs).
 
 mod client;
 pub mod migrate;
-pub mod proto;
 mod store;
+
+/// The wire protocol (the `retalk-proto` crate), re-exported so library users
+/// need one dependency.
+pub use retalk_proto as proto;
 
 pub use client::{
     AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions, DeliveryProblem,

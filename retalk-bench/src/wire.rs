@@ -1,7 +1,7 @@
 //! Speaking the relay protocol: benchmark users, signed request bodies, and
 //! the untimed setup calls (publishing keys, filling mailboxes).
 //!
-//! Everything goes through `retalk::proto`, the same code our client and
+//! Everything goes through `retalk_proto`, the same code our client and
 //! relay use, so a request the benchmark sends is byte-for-byte what a real
 //! client would send. Requests carry both field-name dialects, which every
 //! relay generation (ours, Python 0.0.1, Python 0.3.x) accepts.
@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use retalk::proto::tools::{MessageType, PublishKeys, ReadMessages, SendMessage, Tool};
-use retalk::proto::{
+use retalk_proto::tools::{MessageType, PublishKeys, ReadMessages, SendMessage, Tool};
+use retalk_proto::{
     build_request, Dialect, IdentityKey, KeyPairSigner, RelayInfo, RequestSigner, SigningKey,
     UserId,
 };

@@ -248,18 +248,7 @@ impl Identity {
         self.user
             .contacts()
             .add(name, &id, AddOptions { replace })
-            .map_err(|e| {
-                let taken = matches!(e, ClientError::NameTaken { .. });
-                let err = client_error(e);
-                if taken {
-                    CliError {
-                        message: err.message.replace("already exists", "already exists"),
-                        ..err
-                    }
-                } else {
-                    err
-                }
-            })
+            .map_err(client_error)
     }
 
     /// Fetches, checks and records a contact's keys.

@@ -10,8 +10,6 @@
 //! * [`backend`]: the only caller of the client library;
 //! * [`error`]: errors and exit codes.
 
-#![forbid(unsafe_code)]
-
 mod args;
 mod backend;
 mod commands;

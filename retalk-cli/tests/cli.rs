@@ -773,7 +773,8 @@ done
     // Stop the whole pipeline (its process group).
     let pgid = responder.0.id() as i32;
     // SAFETY: signalling the process group we created above.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::kill(-pgid, libc::SIGTERM) };
     wait_exit(&mut responder.0, SLOW);
     signal(&f.child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut f.child, SLOW), 0);

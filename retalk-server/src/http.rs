@@ -15,8 +15,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use retalk::proto::tools::Mail;
-use retalk::proto::WireError;
+use retalk_proto::tools::Mail;
+use retalk_proto::WireError;
 use tokio::sync::oneshot;
 
 use crate::verify::{VerifierHandle, VerifyJob};
@@ -72,7 +72,7 @@ fn error(e: &WireError) -> Response {
 fn error_status(status: StatusCode, text: String) -> Response {
     json(
         status,
-        serde_json::to_vec(&retalk::proto::ErrorBody { error: text })
+        serde_json::to_vec(&retalk_proto::ErrorBody { error: text })
             .unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec()),
     )
 }

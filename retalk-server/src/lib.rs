@@ -4,16 +4,19 @@
 //!
 //! Layout, following a request:
 //!
-//! * [`server`]: accepts connections (HTTP/1.1, timeouts, graceful stop);
-//! * [`io`]: drops a connection whose peer stops reading;
-//! * [`http`]: routes, body cap, error bodies, waiting reads;
-//! * [`verify`]: parses and authenticates bodies on a thread pool;
-//! * [`writer`]: one thread runs authenticated requests in group commits;
-//! * [`store`]: the SQLite schema (the reference's) and one function per
+//! * `server`: accepts connections (HTTP/1.1, timeouts, graceful stop);
+//! * `io`: drops a connection whose peer stops reading;
+//! * `http`: routes, body cap, error bodies, waiting reads;
+//! * `verify`: parses and authenticates bodies on a thread pool;
+//! * `writer`: one thread runs authenticated requests in group commits;
+//! * `store`: the SQLite schema (the reference's) and one function per
 //!   tool;
-//! * [`waiters`]: per-mailbox wake-ups for `read_messages` with `wait`;
-//! * [`config`] and [`cli`]: settings, from code or from flags and
+//! * `waiters`: per-mailbox wake-ups for `read_messages` with `wait`;
+//! * `config` and [`cli`]: settings, from code or from flags and
 //!   environment.
+//!
+//! Its API is [`Relay`], [`Config`], [`ServerError`] and the command line
+//! ([`cli`]); everything else is private.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), retalk_server::ServerError> {
@@ -24,19 +27,16 @@
 //! # Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod cli;
-pub mod config;
-pub mod http;
-pub mod io;
-pub mod nonces;
-pub mod server;
-pub mod store;
-pub mod verify;
-pub mod waiters;
-pub mod writer;
+mod config;
+mod http;
+mod io;
+mod nonces;
+mod server;
+mod store;
+mod verify;
+mod waiters;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{Config, Durability};
+pub use http::ACCESS_LOG_TARGET;
 
 use crate::waiters::{Shutdown, Waiters};
 
@@ -189,9 +190,9 @@ impl Relay {
         )
         .map_err(ServerError::Threads)?;
 
-        let info = retalk::proto::RelayInfo {
+        let info = retalk_proto::RelayInfo {
             max_group_size: config.max_group_size,
-            max_wait: Some(retalk::proto::tools::read_messages::MAX_WAIT_SECS),
+            max_wait: Some(retalk_proto::tools::read_messages::MAX_WAIT_SECS),
             server: Some(SERVER_NAME.to_owned()),
         };
         let app = Arc::new(http::App {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use retalk_server::cli::Args;
-use retalk_server::http::ACCESS_LOG_TARGET;
 use retalk_server::Relay;
+use retalk_server::ACCESS_LOG_TARGET;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(log_requests: bool) {

@@ -21,7 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use retalk::proto::Nonce;
+use retalk_proto::Nonce;
 use rusqlite::Connection;
 
 use crate::store::{self, NONCE_MEMORY_SECS};

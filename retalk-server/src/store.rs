@@ -21,10 +21,10 @@
 
 use std::path::Path;
 
-use retalk::proto::tools::{
+use retalk_proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk::proto::{Nonce, UserId, WireError};
+use retalk_proto::{Nonce, UserId, WireError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -92,7 +92,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
-pub const NONCE_MEMORY_SECS: f64 = (2 * retalk::proto::TIMESTAMP_WINDOW_SECS + 10) as f64;
+pub const NONCE_MEMORY_SECS: f64 = (2 * retalk_proto::TIMESTAMP_WINDOW_SECS + 10) as f64;
 
 /// A tool operation that did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -631,7 +631,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("s.db")).unwrap();
         let now = 1_000_000.0;
-        let window = 2.0 * retalk::proto::TIMESTAMP_WINDOW_SECS as f64;
+        let window = 2.0 * retalk_proto::TIMESTAMP_WINDOW_SECS as f64;
         let young = Nonce::parse(&"1".repeat(32)).unwrap();
         let old = Nonce::parse(&"2".repeat(32)).unwrap();
         record_nonce(&conn, &young, now - window).unwrap();

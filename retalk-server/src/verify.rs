@@ -14,8 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use axum::body::Bytes;
-use retalk::proto::tools::{Nack, ReadMessages};
-use retalk::proto::{AuthError, Call, Nonce, SignedRequest, UserId, WireError};
+use retalk_proto::tools::{Nack, ReadMessages};
+use retalk_proto::{AuthError, Call, Nonce, SignedRequest, UserId, WireError};
 use sha2::{Digest, Sha256};
 
 use crate::writer::{unavailable, Job, Op, ReplyTx, WriterHandle};
@@ -198,6 +198,7 @@ impl Verifier {
     }
 
     /// Parses and authenticates one request body.
+    #[cfg(test)]
     pub fn check(&self, body: &[u8]) -> Result<Checked, WireError> {
         let now = self.now();
         let req = Self::parse(body, now)?;
@@ -350,8 +351,8 @@ mod tests {
         assert!(take_batch(&queue).is_none(), "stopping and empty");
         assert_eq!(queue.lock().running, 1);
     }
-    use retalk::proto::tools::CountKeys;
-    use retalk::proto::{build_request, Dialect, KeyPairSigner};
+    use retalk_proto::tools::CountKeys;
+    use retalk_proto::{build_request, Dialect, KeyPairSigner};
 
     fn now() -> i64 {
         crate::unix_now(0) as i64

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use retalk::proto::UserId;
+use retalk_proto::UserId;
 use tokio::sync::Notify;
 
 struct Entry {
@@ -63,6 +63,7 @@ impl Waiters {
     }
 
     /// How many mailboxes have at least one waiter.
+    #[cfg(test)]
     pub fn mailboxes(&self) -> usize {
         self.map
             .lock()

@@ -42,10 +42,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use retalk::proto::tools::{
+use retalk_proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk::proto::{AuthError, Nonce, UserId, WireError};
+use retalk_proto::{AuthError, Nonce, UserId, WireError};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 

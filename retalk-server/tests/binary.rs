@@ -100,6 +100,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
 impl Proc {
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
+        #[allow(unsafe_code)]
         let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
         assert_eq!(rc, 0);
     }

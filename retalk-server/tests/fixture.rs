@@ -8,6 +8,7 @@ use common::*;
 use retalk::proto::tools::{CountKeys, ReadMessages};
 use retalk::proto::Dialect;
 use retalk_server::{Config, Relay};
+use retalk_testkit::OlmSigner;
 use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -68,7 +69,7 @@ async fn reference_database_serves_bobs_pending_message() {
     .await
     .unwrap();
     let (bob, mut session) = bob_store();
-    assert_eq!(id_of(&bob).as_str(), BOB);
+    assert_eq!(id_of(&OlmSigner(&bob)).as_str(), BOB);
     let http = client();
     let addr = format!("http://{}", relay.local_addr());
     let call = |tool: &dyn Fn() -> Vec<u8>| {
@@ -79,7 +80,14 @@ async fn reference_database_serves_bobs_pending_message() {
 
     // The reference's users and keys are there: Bob's key count reads.
     let (status, counts) = call(&|| {
-        retalk::proto::build_request(&CountKeys, &bob, &relay.url(), Dialect::V001, now()).unwrap()
+        retalk::proto::build_request(
+            &CountKeys,
+            &OlmSigner(&bob),
+            &relay.url(),
+            Dialect::V001,
+            now(),
+        )
+        .unwrap()
     })
     .await;
     assert_eq!(status, 200, "{counts}");
@@ -88,7 +96,7 @@ async fn reference_database_serves_bobs_pending_message() {
     let (status, mail) = call(&|| {
         retalk::proto::build_request(
             &ReadMessages::default(),
-            &bob,
+            &OlmSigner(&bob),
             &relay.url(),
             Dialect::V001,
             now(),
@@ -120,7 +128,7 @@ async fn reference_database_serves_bobs_pending_message() {
     let (_, again) = call(&|| {
         retalk::proto::build_request(
             &ReadMessages::default(),
-            &bob,
+            &OlmSigner(&bob),
             &relay.url(),
             Dialect::V001,
             now(),

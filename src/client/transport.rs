@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::proto::{
     build_request, AuthError, Dialect, ErrorBody, RelayInfo, RequestSigner, Tool, WireError,
 };
+use vodozemac::olm::Account;
 
 use super::error::{sanitize, ClientError};
 
@@ -21,6 +22,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response accepted (a full mailbox of large messages fits).
 const MAX_RESPONSE: usize = 64 << 20;
+
+/// Signs requests with an Olm account's Ed25519 key and publishes its
+/// Curve25519 identity key (the protocol crate knows no Olm).
+struct OlmSigner<'a>(&'a Account);
+
+impl RequestSigner for OlmSigner<'_> {
+    fn identity_key(&self) -> String {
+        self.0.curve25519_key().to_base64()
+    }
+    fn signing_key(&self) -> String {
+        self.0.ed25519_key().to_base64()
+    }
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+}
 
 /// The relay client: one connection pool per [`User`](crate::User).
 #[derive(Debug, Clone)]
@@ -77,13 +94,14 @@ impl Transport {
     pub(crate) async fn call<T: Tool>(
         &self,
         url: &str,
-        signer: &(dyn RequestSigner + Sync),
+        account: &Account,
         tool: &T,
         timeout: Duration,
     ) -> Result<T::Response, ClientError> {
-        let body = build_request(tool, signer, url, Dialect::Both, now_secs()).map_err(|e| {
-            ClientError::InvalidArgument(format!("cannot build {} request: {e}", T::NAME))
-        })?;
+        let body = build_request(tool, &OlmSigner(account), url, Dialect::Both, now_secs())
+            .map_err(|e| {
+                ClientError::InvalidArgument(format!("cannot build {} request: {e}", T::NAME))
+            })?;
         let mut req = self
             .http
             .post(url)

@@ -79,7 +79,14 @@ impl RawPeer {
 
     /// A signed request body for `tool`, signed at `ts` for `audience`.
     pub fn body<T: Tool>(&self, tool: &T, audience: &str, ts: i64) -> Vec<u8> {
-        build_request(tool, &self.account, audience, Dialect::Both, ts).unwrap()
+        build_request(
+            tool,
+            &retalk_testkit::OlmSigner(&self.account),
+            audience,
+            Dialect::Both,
+            ts,
+        )
+        .unwrap()
     }
 
     /// Posts a prepared body; the relay's status and parsed error on failure.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use retalk::proto::tools::{Mail, ReadMessages};
+use retalk_proto::tools::{Mail, ReadMessages};
 use serde::Serialize;
 use tokio::sync::mpsc;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use retalk::proto::tools::{Mail, ReadMessages};
+use retalk_proto::tools::{Mail, ReadMessages};
 use serde::Serialize;
 
 use crate::fill;

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer, SigningKey as DalekKey, VerifyingKey};
-use retalk::proto::SignedRequest;
+use retalk_proto::SignedRequest;
 use serde::Serialize;
 
 use crate::stats::table;

@@ -343,6 +343,7 @@ pub fn is_id(s: &str) -> bool {
 pub fn signal(child: &Child, sig: i32) {
     let pid = child.id() as i32;
     // SAFETY: kill(2) on a pid we spawned and have not yet waited for.
+    #[allow(unsafe_code)]
     let rc = unsafe { libc::kill(pid, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig})");
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
+use crate::error::WireError;
 
 /// The request.
 #[derive(Debug, Clone, PartialEq, Eq)]

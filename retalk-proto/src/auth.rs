@@ -332,15 +332,3 @@ impl RequestSigner for KeyPairSigner {
         self.signing.sign(message).to_bytes()
     }
 }
-
-impl RequestSigner for vodozemac::olm::Account {
-    fn identity_key(&self) -> String {
-        self.curve25519_key().to_base64()
-    }
-    fn signing_key(&self) -> String {
-        self.ed25519_key().to_base64()
-    }
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        vodozemac::olm::Account::sign(self, message).to_bytes()
-    }
-}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
+use crate::error::WireError;
 
 /// The request; it has no arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
-use crate::proto::ids::UserId;
+use crate::error::WireError;
+use crate::ids::UserId;
 
 /// The Olm message type, as numbered on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
-use crate::proto::ids::{IdentityKey, SigningKey};
+use crate::error::WireError;
+use crate::ids::{IdentityKey, SigningKey};
 
 /// Most one-time keys one request may carry. Clients publish 100 at a time;
 /// anything far beyond that is abuse, not replenishment.

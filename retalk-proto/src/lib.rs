@@ -2,6 +2,9 @@
 //! ids and keys, signed requests, one module per tool, errors, and the
 //! plaintext envelope inside Olm messages. The contract it implements is
 //! described in `docs/protocol.md`.
+//!
+//! It depends on no client code (no Olm, no store, no HTTP client), so the
+//! relay builds without them.
 
 pub mod auth;
 pub mod canonical;

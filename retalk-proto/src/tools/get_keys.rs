@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
-use crate::proto::ids::UserId;
+use crate::error::WireError;
+use crate::ids::UserId;
 
 /// The request.
 #[derive(Debug, Clone, PartialEq, Eq)]

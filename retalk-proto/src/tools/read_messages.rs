@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Args, Tool};
-use crate::proto::error::WireError;
-use crate::proto::ids::UserId;
+use crate::error::WireError;
+use crate::ids::UserId;
 
 /// Longest `wait` a relay honours, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
