@@ -9,7 +9,8 @@
 //! * [`child`]: tests that re-run their own binary as a child process;
 //! * [`wait`]: the bounded waits every test uses ([`PATIENCE`]);
 //! * [`pyref`]: driving the Python reference (retalk 0.0.1 / 0.3.0);
-//! * [`OlmSigner`]: signing raw requests with a vodozemac account.
+//! * [`OlmSigner`]: signing raw requests with a vodozemac account (the
+//!   library's own, re-exported).
 //!
 //! Suites glob-import the crate (`use retalk_testkit::*;`); the Python
 //! harness is imported by name (`use retalk_testkit::pyref as harness;`).
@@ -18,12 +19,11 @@ pub mod child;
 pub mod pyref;
 pub mod raw;
 pub mod relay;
-mod signer;
 pub mod users;
 pub mod wait;
 
 pub use child::*;
 pub use relay::*;
-pub use signer::OlmSigner;
+pub use retalk::OlmSigner;
 pub use users::*;
 pub use wait::*;
