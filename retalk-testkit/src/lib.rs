@@ -4,6 +4,8 @@
 //!
 //! * [`relay`]: the in-process relay starter ([`TestRelay`]) and a small
 //!   signing client for raw wire calls;
+//! * [`process`]: the relay executable as a process ([`RelayProcess`]),
+//!   workspace binaries built on demand, line readers with timeouts;
 //! * [`users`]: client identities with a cheap key derivation, [`pair`];
 //! * [`raw`]: a peer that speaks the protocol by hand ([`raw::RawPeer`]);
 //! * [`child`]: tests that re-run their own binary as a child process;
@@ -16,6 +18,7 @@
 //! harness is imported by name (`use retalk_testkit::pyref as harness;`).
 
 pub mod child;
+pub mod process;
 pub mod pyref;
 pub mod raw;
 pub mod relay;
@@ -23,6 +26,7 @@ pub mod users;
 pub mod wait;
 
 pub use child::*;
+pub use process::*;
 pub use relay::*;
 pub use retalk::OlmSigner;
 pub use users::*;
