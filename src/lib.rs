@@ -19,8 +19,9 @@ mod store;
 pub use retalk_proto as proto;
 
 pub use client::{
-    ClientError, CreateOptions, DeliveryProblem, Inbox, MaintainOptions, MaintainReport, Message,
-    Peer, User,
+    AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions, DeliveryProblem,
+    Direction, History, HistoryEntry, Inbox, MaintainOptions, MaintainReport, Message, OlmSigner,
+    Peer, ReceiveOptions, User,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

@@ -1,48 +1,58 @@
 //! The command line: commands, flags and their help texts.
 
-use crate::identity::{Selection, DEFAULT_USER};
+use crate::select::identity::{Selection, DEFAULT_USER};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The part of every `--help` that explains identity, passphrase, relay,
 /// output and exit codes. A macro so it can be `concat!`ed into literals.
+#[macro_export]
 macro_rules! common_help {
     () => {
         "\
 Which identity acts (first match wins):
-  1. -s, --store DIR        the identity in directory DIR
+  1. -s, --store DIR        the identity in directory DIR (also --dir DIR)
   2. -u, --user-level [NAME]
-                            the user-level identity NAME (default: `default`),
-                            kept in $XDG_DATA_HOME/retalk/NAME, which is
-                            ~/.local/share/retalk/NAME unless XDG_DATA_HOME is set
+                            the named identity NAME (default: `default`; also
+                            --user NAME): $RETALK_HOME/NAME if RETALK_HOME is
+                            set, else ~/.retalk/NAME or $XDG_DATA_HOME/retalk/NAME
+                            (~/.local/share/retalk/NAME), whichever exists
   3. STORE=DIR              environment variable, same as -s
-  4. the user-level `default` identity, if it exists
+  4. RETALK_USER=NAME       environment variable, same as -u NAME
+  5. the named `default` identity, if it exists
   Otherwise retalk stops (exit 2) and creates nothing: only `retalk init`
   creates identities.
 
 Passphrase (decrypts the private keys; first match wins):
-  --passphrase-file PATH, then PICKLE_SECRET, then RETALK_PASSPHRASE, then a
-  prompt without echo if there is a terminal; with no terminal, exit 2.
+  -p SECRET, --no-passphrase (-np), --passphrase-file PATH (first line; also
+  --passphrase-path), RETALK_PASSPHRASE_FILE, PICKLE_SECRET, RETALK_PASSPHRASE,
+  then a prompt without echo if there is a terminal; with no terminal, exit 2.
 
 Relay URL (first match wins):
-  --server URL, then SERVER_URL, then RETALK_RELAY, then the URL saved by init.
+  --server URL (also -r/--relay), then SERVER_URL, then RETALK_RELAY, then the
+  URL saved by init or `retalk config --relay URL`. --api-key KEY or
+  RETALK_API_KEY is sent as `Authorization: Bearer KEY`.
 
 Output:
   stdout carries only data (ids, messages, JSON lines), flushed line by line;
   the `using NAME (ID) from DIR` banner, progress, warnings and errors go to
-  stderr as `retalk: ...` lines.
+  stderr as `retalk: ...` lines. The 0.3 forms (send --peer, receive --peer/--all, contacts --json, history ...)
+  print NDJSON as in retalk 0.3's STANDARD; the 0.0.1 forms keep their output.
 
 Exit codes:
   0  success
   1  failure that may pass on retry: relay unreachable or failing, I/O error
   2  usage error or refusal: bad arguments, no identity, wrong passphrase,
      unknown peer, PIN MISMATCH, no relay URL
+  3  the relay refused for good: wrong relay URL/audience, message too large,
+     the peer has not published keys; retrying the same command will not help
 "
     };
 }
 
-const SHORT_FOOTER: &str =
+/// The short-help footer.
+pub const SHORT_FOOTER: &str =
     "Run with --help for examples, where the identity comes from, and exit codes.";
 
 /// retalk: end-to-end-encrypted messages through a relay you never trust.
@@ -91,19 +101,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command (both generations' spellings).
 #[derive(Debug, Clone, Args, Default)]
 #[command(next_help_heading = "Identity and relay")]
 pub struct Global {
     /// Use the identity in directory DIR (made by `retalk init DIR`)
-    #[arg(short = 's', long = "store", value_name = "DIR", global = true)]
+    #[arg(
+        short = 's',
+        long = "store",
+        visible_alias = "dir",
+        value_name = "DIR",
+        global = true
+    )]
     pub store: Option<PathBuf>,
 
-    /// Use the user-level identity NAME, in $XDG_DATA_HOME/retalk/NAME
-    /// (NAME defaults to `default`)
+    /// Use the named identity NAME: $RETALK_HOME/NAME, else ~/.retalk/NAME or
+    /// $XDG_DATA_HOME/retalk/NAME, whichever exists (NAME defaults to `default`)
     #[arg(
         short = 'u',
         long = "user-level",
+        visible_alias = "user",
         value_name = "NAME",
         num_args = 0..=1,
         default_missing_value = DEFAULT_USER,
@@ -111,15 +128,41 @@ pub struct Global {
     )]
     pub user_level: Option<String>,
 
-    /// Relay URL for this run; overrides SERVER_URL, RETALK_RELAY and the URL
-    /// saved at init (init saves it)
-    #[arg(long = "server", value_name = "URL", global = true)]
+    /// Relay URL for this run; overrides SERVER_URL, RETALK_RELAY and the saved
+    /// URL (init saves it; `retalk config --relay URL` changes it)
+    #[arg(
+        short = 'r',
+        long = "server",
+        visible_alias = "relay",
+        value_name = "URL",
+        global = true
+    )]
     pub server: Option<String>,
 
-    /// Read the passphrase from the first line of PATH instead of
-    /// PICKLE_SECRET / RETALK_PASSPHRASE / the prompt
-    #[arg(long = "passphrase-file", value_name = "PATH", global = true)]
+    /// Read the passphrase from the first line of PATH (or RETALK_PASSPHRASE_FILE)
+    /// instead of PICKLE_SECRET / RETALK_PASSPHRASE / the prompt
+    #[arg(
+        long = "passphrase-file",
+        visible_alias = "passphrase-path",
+        value_name = "PATH",
+        global = true
+    )]
     pub passphrase_file: Option<PathBuf>,
+
+    /// The passphrase itself (visible to other local users in the process
+    /// list: prefer --passphrase-file)
+    #[arg(short = 'p', long = "passphrase", value_name = "SECRET", global = true)]
+    pub passphrase: Option<String>,
+
+    /// The identity has no passphrase (its keys are protected only by the
+    /// folder's permissions); also spelled -np
+    #[arg(long = "no-passphrase", global = true)]
+    pub no_passphrase: bool,
+
+    /// API key for relays that require one, sent as `Authorization: Bearer`
+    /// (or RETALK_API_KEY)
+    #[arg(long = "api-key", value_name = "KEY", global = true)]
+    pub api_key: Option<String>,
 }
 
 impl Global {
@@ -158,19 +201,9 @@ RETALK_RELAY) is saved in the identity for later commands.
 
 What the relay sees: nothing yet.",
         after_help = SHORT_FOOTER,
-        after_long_help = concat!(
-            "\
-Examples:
-  retalk init ./alice --name alice          identity in ./alice
-  retalk init -u                            the user-level `default` identity
-  retalk init -u work --name work-bot --server https://relay.example.com
-  ALICE_ID=$(PICKLE_SECRET=... retalk init ./alice --name alice)
-
-",
-            common_help!()
-        )
+        after_long_help = crate::commands::init::HELP
     )]
-    Init(InitArgs),
+    Init(crate::commands::init::Args),
 
     /// Print my user id (and public keys with --json)
     #[command(
@@ -183,18 +216,9 @@ share it freely, over a channel the relay does not control.
 
 Needs the passphrase (to open the identity); does not contact the relay.",
         after_help = SHORT_FOOTER,
-        after_long_help = concat!(
-            "\
-Examples:
-  retalk id                   id of the selected identity
-  retalk id -s ./alice
-  retalk id --json            {\"user_id\", \"identity_key\", \"signing_key\", \"name\"}
-
-",
-            common_help!()
-        )
+        after_long_help = crate::commands::id::HELP
     )]
-    Id(IdArgs),
+    Id(crate::commands::id::Args),
 
     /// Save a peer's user id under a local name
     #[command(
@@ -204,24 +228,15 @@ and their messages show as `NAME: ...` instead of their unverified
 self-chosen `~name`.
 
 The name stays on this machine: it never travels to the relay or the peer.
-Adding an existing name replaces it. Get the id from the peer over a channel
+An existing name is re-pointed only with --override. Get the id from the peer over a channel
 the relay does not control (they run `retalk id`). The id already pins the
 peer's keys; --pin KEY adds a check of their full identity key.
 
 Needs the passphrase (to open the identity); does not contact the relay.",
         after_help = SHORT_FOOTER,
-        after_long_help = concat!(
-            "\
-Examples:
-  retalk add bob f1041c25c87351d8550b31cc6b13ab04
-  retalk add bob \"$BOB_ID\" -s ./alice
-  retalk add bob \"$BOB_ID\" --pin \"$BOB_IDENTITY_KEY\"
-
-",
-            common_help!()
-        )
+        after_long_help = crate::commands::add::HELP
     )]
-    Add(AddArgs),
+    Add(crate::commands::add::Args),
 
     /// Encrypt and send one message
     #[command(
@@ -242,20 +257,9 @@ still has your public keys and republishes them if it forgot you.
 What the relay sees: your id, the recipient's id, the time and the size of
 the ciphertext. Not the text, and not your or their names.",
         after_help = SHORT_FOOTER,
-        after_long_help = concat!(
-            "\
-Examples:
-  retalk send bob \"hello\"
-  retalk send f1041c25c87351d8550b31cc6b13ab04 \"hi, stranger\"
-  git log -1 | retalk send bob -           message from stdin
-  retalk send bob -- \"-1 is the answer\"    text starting with a dash
-  retalk send bob \"done\" --json            receipt: {\"id\", \"to\"}
-
-",
-            common_help!()
-        )
+        after_long_help = crate::commands::send::HELP
     )]
-    Send(SendArgs),
+    Send(crate::commands::send::Args),
 
     /// Fetch, decrypt and print my messages (once, or --follow)
     #[command(
@@ -283,95 +287,45 @@ stderr and retries with backoff until it is back.
 
 What the relay sees: that you fetched your mailbox, and when.",
         after_help = SHORT_FOOTER,
-        after_long_help = concat!(
-            "\
-Examples:
-  retalk receive                              drain the mailbox once
-  retalk receive --follow                     live, until ctrl-c
-  retalk receive --json | jq -r .text         one JSON object per message
-  retalk receive --follow --json | jq -c .    each message as it arrives
-  */5 * * * * PICKLE_SECRET=... retalk receive --json >> ~/inbox.jsonl
-
-",
-            common_help!()
-        )
+        after_long_help = crate::commands::receive::HELP
     )]
-    Receive(ReceiveArgs),
-}
+    Receive(crate::commands::receive::Args),
 
-/// `retalk init`.
-#[derive(Debug, Args)]
-pub struct InitArgs {
-    /// Directory for the new identity (or use -s DIR, or -u [NAME])
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    /// Publish this identity's keys on the relay, so peers can reach it
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::register::HELP)]
+    Register(crate::commands::register::Args),
 
-    /// Self-chosen display name, sent encrypted inside each message; peers see
-    /// it as `~NAME` (unverified) unless they saved a name for you
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-}
+    /// Keys, outbox and acknowledgements up to date; prints a JSON summary
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::sync::HELP)]
+    Sync(crate::commands::sync::Args),
 
-/// `retalk id`.
-#[derive(Debug, Args)]
-pub struct IdArgs {
-    /// Print {"user_id", "identity_key", "signing_key", "name"} as one JSON line
-    #[arg(long)]
-    pub json: bool,
-}
+    /// Check a contact's keys against its id (from the relay, or given) and record them
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::verify::HELP)]
+    Verify(crate::commands::verify::Args),
 
-/// `retalk add`.
-#[derive(Debug, Args)]
-pub struct AddArgs {
-    /// Your local name for the peer (e.g. bob)
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    /// List, show or remove saved contacts
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::contacts::HELP)]
+    Contacts(crate::commands::contacts::Args),
 
-    /// The peer's user id: 32 hex characters, from `retalk id` on their side
-    #[arg(value_name = "ID")]
-    pub id: String,
+    /// Refuse a sender's mail unread (or --remove, --list)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::block::HELP)]
+    Block(crate::commands::block::Args),
 
-    /// Also require this full identity key (base64) from the relay for the peer
-    #[arg(long, value_name = "KEY")]
-    pub pin: Option<String>,
-}
+    /// Print kept messages (sent with --save / received with --save) as JSON lines
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::history::HELP)]
+    History(crate::commands::history::Args),
 
-/// `retalk send`.
-#[derive(Debug, Args)]
-pub struct SendArgs {
-    /// A name saved with `retalk add`, or a 32-hex user id
-    #[arg(value_name = "PEER")]
-    pub peer: String,
+    /// Show or change this identity's saved settings (relay URL)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::config::HELP)]
+    Config(crate::commands::config::Args),
 
-    /// The message; `-` reads it from stdin
-    #[arg(value_name = "TEXT")]
-    pub text: String,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_long_help = crate::commands::completions::HELP)]
+    Completions(crate::commands::completions::Args),
 
-    /// Print the receipt {"id", "to"} as one JSON line on stdout
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `retalk receive`.
-#[derive(Debug, Args)]
-pub struct ReceiveArgs {
-    /// Keep listening until SIGINT/SIGTERM, maintaining keys every minute
-    #[arg(short = 'f', long)]
-    pub follow: bool,
-
-    /// One JSON object per message: {"id", "from", "name", "text"}
-    #[arg(long)]
-    pub json: bool,
-
-    /// With --follow, seconds between polls when the relay cannot push
-    /// (e.g. 2, 0.5, 500ms)
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
-    pub interval: Duration,
-
-    /// With --follow, longest time to let the relay hold a read open waiting
-    /// for mail (0 = always poll)
-    #[arg(long, value_name = "SECS", default_value = "25", value_parser = parse_wait)]
-    pub wait: Duration,
+    /// Print the manual page (roff) on stdout
+    #[command(after_long_help = crate::commands::man::HELP)]
+    Man(crate::commands::man::Args),
 }
 
 /// Parses `2`, `0.5`, `2s` or `500ms`.
@@ -395,7 +349,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(50) {
         return Err("the interval must be at least 50ms".into());
@@ -403,7 +357,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_wait(s: &str) -> Result<Duration, String> {
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d > Duration::from_secs(300) {
         return Err("the wait must be at most 300 seconds".into());
@@ -477,15 +431,23 @@ mod tests {
         let Command::Send(s) = c.command else {
             panic!("not send")
         };
+        assert_eq!(s.words, ["bob", "-"]);
+        assert!(s.json);
+        let Command::Send(s) = parse(&["send", "--peer", "bob", "hi", "--save"])
+            .unwrap()
+            .command
+        else {
+            panic!("not send")
+        };
         assert_eq!(
-            (s.peer.as_str(), s.text.as_str(), s.json),
-            ("bob", "-", true)
+            (s.peer.as_deref(), s.words.as_slice(), s.save),
+            (Some("bob"), &["hi".to_string()][..], true)
         );
         let c = parse(&["send", "bob", "--", "-1 works"]).unwrap();
         let Command::Send(s) = c.command else {
             panic!("not send")
         };
-        assert_eq!(s.text, "-1 works");
+        assert_eq!(s.words[1], "-1 works");
     }
 
     #[test]
@@ -508,10 +470,94 @@ mod tests {
     }
 
     #[test]
+    fn the_0_3_spellings_parse() {
+        let c = parse(&[
+            "init",
+            "--dir",
+            "d",
+            "--relay",
+            "http://r",
+            "--display-name",
+            "n",
+            "--passphrase-path",
+            "f",
+            "--no-register",
+        ])
+        .unwrap();
+        assert_eq!(c.global.store, Some(PathBuf::from("d")));
+        assert_eq!(c.global.server.as_deref(), Some("http://r"));
+        assert_eq!(c.global.passphrase_file, Some(PathBuf::from("f")));
+        let Command::Init(i) = c.command else {
+            panic!("not init")
+        };
+        assert_eq!(i.name.as_deref(), Some("n"));
+        assert!(i.no_register);
+        let c = parse(&[
+            "receive",
+            "--peer",
+            "a",
+            "--peer",
+            "b",
+            "--follow",
+            "--interval",
+            "60",
+            "--quiet",
+            "--user",
+            "x",
+            "-p",
+            "s",
+            "--api-key",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(c.global.user_level.as_deref(), Some("x"));
+        assert_eq!(c.global.passphrase.as_deref(), Some("s"));
+        assert_eq!(c.global.api_key.as_deref(), Some("k"));
+        let Command::Receive(r) = c.command else {
+            panic!("not receive")
+        };
+        assert_eq!(r.peer, ["a", "b"]);
+        assert!(r.follow && r.quiet && r.json_output());
+        let c = parse(&[
+            "add",
+            "f1041c25c87351d8550b31cc6b13ab04",
+            "--peer",
+            "bob",
+            "--verify",
+            "--override",
+        ])
+        .unwrap();
+        let Command::Add(a) = c.command else {
+            panic!("not add")
+        };
+        assert_eq!(
+            (a.peer.as_deref(), a.verify, a.replace, a.second),
+            (Some("bob"), true, true, None)
+        );
+        for cmd in [
+            &["sync"][..],
+            &["register"],
+            &["contacts", "--json"],
+            &["block", "--list", "--json"],
+            &["history", "--peer", "bob"],
+            &["verify", "bob"],
+            &["config"],
+            &["completions", "bash"],
+            &["man"],
+            &["id", "--card"],
+            &["id", "--last"],
+            &["id", "--invite-message"],
+            &["receive", "--all", "--peers-only"],
+        ] {
+            parse(cmd).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        }
+    }
+
+    #[test]
     fn usage_errors_exit_2() {
         for bad in [
-            &["send", "bob"][..],
-            &["add", "bob"],
+            &["send"][..],
+            &["add"],
             &["frobnicate"],
             &["receive", "--interval", "0"],
             &["receive", "--interval", "soon"],

@@ -5,13 +5,34 @@
 use crate::error::{CliError, Kind};
 use crate::follow::Mailbox;
 use crate::output::{Batch, Problem, Received};
-use retalk::{ClientError, MaintainOptions, User, UserId};
+use retalk::proto::WireError;
+use retalk::{AddOptions, Added, ClientError, MaintainOptions, ReceiveOptions, User, UserId};
 use std::path::Path;
 use std::time::Duration;
 
 /// An opened identity.
 pub struct Identity {
     user: User,
+    /// `receive --peer`: only these senders' messages are shown (the others
+    /// stay held in the store for a later receive).
+    only: Vec<String>,
+    peers_only: bool,
+    save: bool,
+}
+
+/// What `sync` and `register` report (0.3's JSON summary).
+#[derive(Debug, serde::Serialize)]
+pub struct SyncSummary {
+    /// Unclaimed one-time keys on the relay before any publishing.
+    pub unclaimed: u64,
+    /// The relay had forgotten us: everything was published again.
+    pub republished: bool,
+    /// A batch of one-time keys was published.
+    pub replenished: bool,
+    /// A new fallback key was published.
+    pub fallback_rotated: bool,
+    /// Unacknowledged messages re-sent.
+    pub resent: usize,
 }
 
 /// True if `dir` holds an identity.
@@ -22,6 +43,11 @@ pub fn exists(dir: &Path) -> bool {
 /// Turns a library error into a CLI error with a hint at the fix:
 /// refusals exit 2, everything else 1.
 pub fn client_error(e: ClientError) -> CliError {
+    if let ClientError::Relay { error, .. } = &e {
+        if let Some(err) = permanent(error) {
+            return err;
+        }
+    }
     let kind = if e.is_refusal() {
         Kind::Refusal
     } else {
@@ -39,29 +65,71 @@ pub fn client_error(e: ClientError) -> CliError {
         ClientError::PinMismatch { .. } => Some(
             "the relay served keys that are not this peer's; compare the user id with the peer \
              over another channel, and if they really have new keys, save the new id with \
-             `retalk add NAME NEW-ID`",
+             `retalk add NEW-ID --peer NAME --override`",
         ),
-        ClientError::UnknownPeer(_) => {
-            Some("save the peer first with `retalk add NAME ID`, or pass their 32-hex user id")
+        ClientError::UnknownPeer(_) => Some(
+            "save the peer first with `retalk add ID --peer NAME`, or pass their 32-hex user id",
+        ),
+        ClientError::NameTaken { .. } => {
+            Some("pick another name, or pass --override to re-point this one")
         }
-        ClientError::NoRelay => Some(
-            "pass --server URL, set SERVER_URL, or save one with `retalk init ... --server URL`",
-        ),
+        ClientError::NoRelay => {
+            Some("pass --relay URL, set RETALK_RELAY, or save one with `retalk config --relay URL`")
+        }
         ClientError::Unreachable(_) => Some(
-            "check that the relay is running and that --server, SERVER_URL or the URL saved \
-             at init points at it",
+            "check that the relay is running and that --relay, RETALK_RELAY or the saved URL \
+             (`retalk config`) points at it",
         ),
         ClientError::BadResponse { .. } => {
             Some("check that the relay URL points at a retalk relay")
         }
+        ClientError::KeptForResend { .. } => Some(
+            "the relay does not know the recipient yet (it may have lost its database); \
+             `retalk sync` or a running `retalk receive --follow` re-sends it",
+        ),
         _ => None,
     };
-    let message = e.to_string();
+    let message = match &e {
+        ClientError::Relay { error, .. } => format!(
+            "the relay refused: {}",
+            crate::output::one_line(&error.to_string())
+        ),
+        _ => crate::output::one_line(&e.to_string()),
+    };
     CliError {
         kind,
         message,
         hint: hint.map(str::to_string),
     }
+}
+
+/// Relay refusals that retrying cannot fix (exit 3), said without the
+/// protocol's tool names and with what to do instead.
+fn permanent(error: &WireError) -> Option<CliError> {
+    let reason = crate::output::one_line(&error.to_string());
+    let (message, hint) = match error {
+        WireError::Auth(_) => (
+            format!("the relay refused the request's signature ({reason})"),
+            "requests are signed for the relay's public URL: use exactly the URL the relay \
+             announces (e.g. `http://127.0.0.1:8766` and `http://localhost:8766` differ), \
+             with --relay URL or `retalk config --relay URL`"
+                .to_string(),
+        ),
+        WireError::TooLarge(_) => (
+            format!("the message is too large for this relay ({reason})"),
+            "send a shorter message, or split it: the relay caps the size of each message \
+             (the reference default allows about 48 KB of text)"
+                .to_string(),
+        ),
+        WireError::NotFound(_) => (
+            format!("the relay does not know this user ({reason})"),
+            "the peer has not published keys yet: ask them to run `retalk register` (or any \
+             receive), and check their user id"
+                .to_string(),
+        ),
+        _ => return None,
+    };
+    Some(CliError::permanent(message).hint(hint))
 }
 
 /// Creates a new identity.
@@ -74,12 +142,13 @@ pub async fn create(
     let user = User::create(dir, passphrase, name, relay_url)
         .await
         .map_err(client_error)?;
-    Ok(Identity { user })
+    Ok(Identity::new(user))
 }
 
 /// Opens an existing identity. A Python retalk 0.0.1 identity folder is
 /// taken over on its first open (by the library); say so on stderr.
 pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
+    fix_folder_mode(dir);
     let python = retalk::migrate::needs_migration(dir);
     let user = User::open(dir, passphrase).await.map_err(client_error)?;
     if python {
@@ -90,10 +159,177 @@ pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
             dir.join(retalk::migrate::BACKUP_DIR).display()
         ));
     }
-    Ok(Identity { user })
+    fix_folder_mode(dir);
+    Ok(Identity::new(user))
+}
+
+/// Makes an identity folder private (0700) if it is not: a folder that
+/// existed before `init` (or was loosened later) keeps its mode otherwise.
+fn fix_folder_mode(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(dir) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 impl Identity {
+    fn new(user: User) -> Self {
+        Identity {
+            user,
+            only: Vec::new(),
+            peers_only: false,
+            save: false,
+        }
+    }
+
+    /// `receive` settings: which senders to show, strangers refused, keep
+    /// for history.
+    pub fn configure_receive(&mut self, only: Vec<String>, peers_only: bool, save: bool) {
+        self.only = only;
+        self.peers_only = peers_only;
+        self.save = save;
+    }
+
+    /// Records that the identity has no passphrase.
+    pub fn mark_unprotected(&mut self) -> Result<(), CliError> {
+        self.user
+            .set_setting("no_passphrase", Some("1"))
+            .map_err(client_error)
+    }
+
+    /// Sends an API key with every request.
+    pub fn set_api_key(&mut self, key: Option<&str>) {
+        self.user.set_api_key(key);
+    }
+
+    /// Saves (or forgets) the relay URL.
+    pub fn save_relay_url(&mut self, url: Option<&str>) -> Result<(), CliError> {
+        self.user.save_relay_url(url).map_err(client_error)
+    }
+
+    /// Publishes keys if the relay lacks them and tops them up; no re-sends.
+    pub async fn register(&self) -> Result<SyncSummary, CliError> {
+        self.sync_with(false).await
+    }
+
+    /// Full upkeep: keys, fallback rotation, outbox re-sends.
+    pub async fn sync(&self) -> Result<SyncSummary, CliError> {
+        self.sync_with(true).await
+    }
+
+    async fn sync_with(&self, resend: bool) -> Result<SyncSummary, CliError> {
+        let republished = self.user.ensure_published().await.map_err(client_error)?;
+        let mut opts = MaintainOptions::default();
+        if resend {
+            opts.resend_after = Duration::ZERO;
+        } else {
+            opts.resend_after = Duration::from_secs(u64::MAX / 4);
+        }
+        let r = self.user.maintain(opts).await.map_err(client_error)?;
+        Ok(SyncSummary {
+            unclaimed: r.unclaimed,
+            republished: republished || r.republished,
+            replenished: r.replenished || republished,
+            fallback_rotated: r.fallback_rotated || republished,
+            resent: r.resent,
+        })
+    }
+
+    /// Saves a contact; refuses to re-point a name unless `replace`.
+    pub fn add_contact(&self, name: &str, id: &str, replace: bool) -> Result<Added, CliError> {
+        let id = parse_id(id)?;
+        self.user
+            .contacts()
+            .add(name, &id, AddOptions { replace })
+            .map_err(client_error)
+    }
+
+    /// Fetches, checks and records a contact's keys.
+    pub async fn verify_from_relay(&self, id: &str) -> Result<(String, String), CliError> {
+        let id = parse_id(id)?;
+        self.user
+            .contacts()
+            .verify_from_relay(&id)
+            .await
+            .map_err(client_error)
+    }
+
+    /// Checks and records keys given by hand.
+    pub fn verify_keys(&self, id: &str, ik: &str, sk: &str) -> Result<(), CliError> {
+        let id = parse_id(id)?;
+        self.user
+            .contacts()
+            .verify_keys(&id, ik, sk)
+            .map_err(client_error)
+    }
+
+    /// Saved contacts.
+    pub fn contacts(&self) -> Result<Vec<retalk::Contact>, CliError> {
+        self.user.contacts().list().map_err(client_error)
+    }
+
+    /// One contact by name or id.
+    pub fn contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
+        self.user.contacts().get(name_or_id).map_err(client_error)
+    }
+
+    /// Removes contacts by name or id; returns the names removed.
+    pub fn remove_contact(&self, name_or_id: &str) -> Result<Vec<String>, CliError> {
+        self.user
+            .contacts()
+            .remove(name_or_id)
+            .map_err(client_error)
+    }
+
+    /// Blocks / unblocks / lists.
+    pub fn block(&self, id: &str, on: bool) -> Result<bool, CliError> {
+        let id = parse_id(id)?;
+        let b = self.user.blocklist();
+        if on { b.add(&id) } else { b.remove(&id) }.map_err(client_error)
+    }
+
+    /// Blocked ids.
+    pub fn blocked(&self) -> Result<Vec<String>, CliError> {
+        Ok(self
+            .user
+            .blocklist()
+            .list()
+            .map_err(client_error)?
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect())
+    }
+
+    /// Keeps a sent message for `history`.
+    pub fn keep_sent(&self, to: &str, id: &str, text: &str) -> Result<(), CliError> {
+        let to = parse_id(to)?;
+        self.user
+            .history()
+            .keep_sent(&to, id, text)
+            .map_err(client_error)
+    }
+
+    /// Kept messages (with one peer).
+    pub fn history(&self, peer: Option<&str>) -> Result<Vec<retalk::HistoryEntry>, CliError> {
+        let peer = peer.map(parse_id).transpose()?;
+        self.user
+            .history()
+            .list(peer.as_ref())
+            .map_err(client_error)
+    }
+
+    /// The relay URL saved with the identity.
+    pub fn saved_relay_url(&self) -> Option<String> {
+        self.user.saved_relay_url().map(str::to_string)
+    }
+
     /// Overrides the relay URL for this run (not saved).
     pub fn set_relay_url(&mut self, url: &str) {
         self.user.set_relay_url(url);
@@ -136,6 +372,18 @@ impl Identity {
 
     /// The user id a saved name or raw id stands for.
     pub fn resolve_peer(&self, name_or_id: &str) -> Result<String, CliError> {
+        let t = name_or_id.trim();
+        let hexish = t.len() >= 24
+            && t.len() <= 40
+            && t.len() != 32
+            && t.bytes().all(|b| b.is_ascii_hexdigit());
+        if hexish && self.user.contacts().get(t).ok().flatten().is_none() {
+            return Err(CliError::usage(format!(
+                "'{t}' looks like a user id but has {} characters; a user id has 32",
+                t.len()
+            ))
+            .hint("copy the whole id again (the peer prints it with `retalk id`)"));
+        }
         self.user
             .resolve_peer(name_or_id)
             .map(|id| id.to_string())
@@ -144,9 +392,9 @@ impl Identity {
                 let err = client_error(e);
                 if unknown {
                     err.hint(format!(
-                        "save the peer first with `retalk add {} THEIR-USER-ID`, \
+                        "save the peer first with `retalk add THEIR-USER-ID --peer {}`, \
                          or pass their 32-hex user id",
-                        crate::identity::shell_word(Path::new(name_or_id))
+                        crate::select::identity::shell_word(Path::new(name_or_id))
                     ))
                 } else {
                     err
@@ -167,20 +415,44 @@ impl Identity {
     }
 
     /// Reads and decrypts the mailbox, holding up to `wait` if the relay
-    /// supports it.
+    /// supports it. Messages stay held in the store until [`Mailbox::shown`];
+    /// with a `receive --peer` filter, other senders' messages are not
+    /// returned (they wait, held, for a later receive).
     pub async fn receive(&self, wait: Option<Duration>) -> Result<Batch, CliError> {
-        let inbox = self.user.receive_inbox(wait).await.map_err(client_error)?;
+        let from = match self.only.as_slice() {
+            [one] => Some(parse_id(one)?),
+            _ => None,
+        };
+        let inbox = self
+            .user
+            .receive_with(&ReceiveOptions {
+                wait,
+                from,
+                peers_only: self.peers_only,
+                hold: true,
+            })
+            .await
+            .map_err(client_error)?;
+        let mut messages = Vec::new();
+        for m in inbox.messages {
+            if !self.only.is_empty() && !self.only.iter().any(|o| o == m.from.as_str()) {
+                continue;
+            }
+            if self.save {
+                self.user
+                    .history()
+                    .keep_received(&m)
+                    .map_err(client_error)?;
+            }
+            messages.push(Received {
+                id: m.id,
+                from: m.from.to_string(),
+                name: m.name,
+                text: m.text,
+            });
+        }
         Ok(Batch {
-            messages: inbox
-                .messages
-                .into_iter()
-                .map(|m| Received {
-                    id: m.id,
-                    from: m.from.to_string(),
-                    name: m.name,
-                    text: m.text,
-                })
-                .collect(),
+            messages,
             problems: inbox
                 .problems
                 .into_iter()
@@ -210,6 +482,18 @@ impl Mailbox for Identity {
 
     async fn fetch(&mut self, wait: Option<Duration>) -> Result<Batch, CliError> {
         self.receive(wait).await
+    }
+
+    fn shown(&mut self, m: &Received) -> Result<(), CliError> {
+        let from = parse_id(&m.from)?;
+        self.user
+            .shown(&retalk::Message {
+                id: m.id.clone(),
+                from,
+                name: String::new(),
+                text: String::new(),
+            })
+            .map_err(client_error)
     }
 
     async fn maintain(&mut self) -> Result<(), CliError> {

@@ -18,6 +18,17 @@ pub const RETALK_RELAY: &str = "RETALK_RELAY";
 pub const PICKLE_SECRET: &str = "PICKLE_SECRET";
 /// Passphrase (this project's name).
 pub const RETALK_PASSPHRASE: &str = "RETALK_PASSPHRASE";
+/// A file holding the passphrase on its first line (0.3.x).
+pub const RETALK_PASSPHRASE_FILE: &str = "RETALK_PASSPHRASE_FILE";
+/// Home of named identities, `~/.retalk` by default (0.3.x).
+pub const RETALK_HOME: &str = "RETALK_HOME";
+/// The named identity to use, like `-u NAME` (0.3.x).
+pub const RETALK_USER: &str = "RETALK_USER";
+/// Relay API key, sent as `Authorization: Bearer` (0.3.x).
+pub const RETALK_API_KEY: &str = "RETALK_API_KEY";
+/// Truthy (1, true, yes, on...): keep sent and received messages for
+/// `retalk history` (0.3.x).
+pub const RETALK_SAVE_MESSAGE: &str = "RETALK_SAVE_MESSAGE";
 
 /// Read access to environment variables. Empty values count as unset, as in
 /// the reference CLI (`FOO= retalk ...` turns FOO off).

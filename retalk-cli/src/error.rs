@@ -19,6 +19,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit code for usage errors and refusals.
 pub const EXIT_REFUSAL: i32 = 2;
+/// Exit code for refusals by the relay that no retry fixes (wrong URL or
+/// audience, message too large, unknown recipient).
+pub const EXIT_PERMANENT: i32 = 3;
 
 /// Which of the exit-code classes an error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub enum Kind {
     Refusal,
     /// Something outside the user's control failed (exit 1).
     Failure,
+    /// The relay refused for good: retrying the same command cannot help
+    /// (exit 3).
+    Permanent,
 }
 
 /// An error on its way to stderr.
@@ -52,6 +58,11 @@ impl CliError {
     /// A refusal (exit 2).
     pub fn refusal(message: impl Into<String>) -> Self {
         Self::new(Kind::Refusal, message)
+    }
+
+    /// A relay refusal no retry fixes (exit 3).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(Kind::Permanent, message)
     }
 
     /// A failure that may go away on retry (exit 1).
@@ -78,6 +89,7 @@ impl CliError {
         match self.kind {
             Kind::Usage | Kind::Refusal => EXIT_REFUSAL,
             Kind::Failure => EXIT_FAILURE,
+            Kind::Permanent => EXIT_PERMANENT,
         }
     }
 

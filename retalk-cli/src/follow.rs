@@ -36,6 +36,9 @@ pub trait Mailbox {
     /// Replenishes keys, rotates the fallback key, resends unacknowledged
     /// messages.
     async fn maintain(&mut self) -> Result<(), CliError>;
+    /// A message was written out: it may be forgotten. Until then every
+    /// fetch returns it again, so output that fails loses nothing.
+    fn shown(&mut self, m: &Received) -> Result<(), CliError>;
 }
 
 /// Timing of the loop.
@@ -82,6 +85,11 @@ impl Seen {
         }
     }
 
+    /// Whether `id` was offered before.
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
     /// True the first time an id is offered.
     pub fn first_time(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
@@ -107,9 +115,12 @@ pub fn problem_line(p: &Problem) -> String {
     )
 }
 
-/// Prints a batch: messages not seen before through `emit`, problems through
-/// `log`. Returns how many messages were printed.
-pub fn deliver(
+/// Prints a batch: messages not seen before through `emit`, each confirmed
+/// to the mailbox only once written (a failed write stops here and leaves
+/// it and the rest for the next receive), problems through `log`. Returns
+/// how many messages were printed.
+pub fn deliver<M: Mailbox>(
+    mb: &mut M,
     batch: &Batch,
     seen: &mut Seen,
     emit: &mut dyn FnMut(&Received) -> Result<(), CliError>,
@@ -117,10 +128,13 @@ pub fn deliver(
 ) -> Result<usize, CliError> {
     let mut n = 0;
     for m in &batch.messages {
-        if seen.first_time(&m.id) {
+        let key = format!("{}/{}", m.from, m.id);
+        if !seen.contains(&key) {
             emit(m)?;
+            seen.first_time(&key);
             n += 1;
         }
+        mb.shown(m)?;
     }
     for p in &batch.problems {
         log(&problem_line(p));
@@ -210,7 +224,7 @@ pub async fn run<M: Mailbox>(
         let pause = match result {
             Ok((batch, took)) => {
                 st.backoff = None;
-                let printed = deliver(&batch, &mut seen, emit, log)?;
+                let printed = deliver(mb, &batch, &mut seen, emit, log)?;
                 if !st.use_wait {
                     cfg.interval
                 } else if printed == 0 && batch.problems.is_empty() && took < cfg.interval {
@@ -263,6 +277,7 @@ mod tests {
         waits_asked: Vec<Option<Duration>>,
         fetch_times: Vec<Instant>,
         refuse_heal: bool,
+        shown: Vec<String>,
     }
 
     enum Step {
@@ -321,6 +336,10 @@ mod tests {
         }
         async fn maintain(&mut self) -> Result<(), CliError> {
             self.maintains += 1;
+            Ok(())
+        }
+        fn shown(&mut self, m: &Received) -> Result<(), CliError> {
+            self.shown.push(m.id.clone());
             Ok(())
         }
     }
@@ -529,6 +548,35 @@ mod tests {
         )
         .await;
         assert!(r.unwrap_err().message.contains("broken pipe"));
+        assert!(f.shown.is_empty(), "nothing unwritten is confirmed");
+    }
+
+    #[test]
+    fn a_failed_write_confirms_only_what_was_written() {
+        let mut f = Fake::default();
+        let batch = Batch {
+            messages: vec![m("a"), m("b"), m("c")],
+            problems: vec![],
+        };
+        let mut n = 0;
+        let r = deliver(
+            &mut f,
+            &batch,
+            &mut Seen::new(8),
+            &mut |_| {
+                n += 1;
+                if n > 1 {
+                    Err(CliError::failure(
+                        "stdout was closed (broken pipe); stopped",
+                    ))
+                } else {
+                    Ok(())
+                }
+            },
+            &mut |_| {},
+        );
+        assert!(r.is_err());
+        assert_eq!(f.shown, ["a"]);
     }
 
     #[test]
@@ -553,9 +601,13 @@ mod tests {
                 reason: "bad\nmac".into(),
             }],
         };
-        deliver(&batch, &mut seen, &mut |_| Ok(()), &mut |l| {
-            logs.push(l.to_string())
-        })
+        deliver(
+            &mut Fake::default(),
+            &batch,
+            &mut seen,
+            &mut |_| Ok(()),
+            &mut |l| logs.push(l.to_string()),
+        )
         .unwrap();
         assert_eq!(
             logs,

@@ -2,9 +2,8 @@
 //!
 //! Module map:
 //! * [`args`]: commands, flags and help texts (clap);
-//! * [`identity`]: which identity directory acts;
-//! * [`secret`]: where the passphrase comes from;
-//! * [`relay`]: which relay URL is used;
+//! * [`select`]: which identity acts, with which passphrase and relay
+//!   (reusable by other front ends);
 //! * [`output`]: the stdout/stderr contract and message formatting;
 //! * [`follow`]: the `receive --follow` loop;
 //! * [`commands`]: one module per command;
@@ -17,10 +16,8 @@ mod commands;
 mod env;
 mod error;
 mod follow;
-mod identity;
 mod output;
-mod relay;
-mod secret;
+mod select;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -28,7 +25,18 @@ use commands::Ctx;
 use error::{CliError, EXIT_OK};
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    // 0.3.x spells --no-passphrase `-np`, which clap would read as -n -p.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
+        .map(|a| {
+            if a == "-np" {
+                "--no-passphrase".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let dialect_03 = commands::speaks_03(&argv, &env::ProcessEnv);
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version exit 0 on stdout; usage errors exit 2 on stderr.
@@ -36,7 +44,7 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    let code = match run(&cli) {
+    let code = match run(&cli, dialect_03) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             output::note(&e.render());
@@ -46,7 +54,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: &Cli) -> Result<(), CliError> {
+fn run(cli: &Cli, dialect_03: bool) -> Result<(), CliError> {
     // One thread is plenty for a CLI and starts fastest.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,6 +64,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     let ctx = Ctx {
         global: &cli.global,
         env: &env,
+        dialect_03,
     };
     rt.block_on(async {
         match &cli.command {
@@ -64,6 +73,15 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             Command::Add(a) => commands::add::run(&ctx, a).await,
             Command::Send(a) => commands::send::run(&ctx, a).await,
             Command::Receive(a) => commands::receive::run(&ctx, a).await,
+            Command::Register(a) => commands::register::run(&ctx, a).await,
+            Command::Sync(a) => commands::sync::run(&ctx, a).await,
+            Command::Verify(a) => commands::verify::run(&ctx, a).await,
+            Command::Contacts(a) => commands::contacts::run(&ctx, a).await,
+            Command::Block(a) => commands::block::run(&ctx, a).await,
+            Command::History(a) => commands::history::run(&ctx, a).await,
+            Command::Config(a) => commands::config::run(&ctx, a).await,
+            Command::Completions(a) => commands::completions::run(a),
+            Command::Man(a) => commands::man::run(a),
         }
     })
 }

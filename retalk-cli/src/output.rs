@@ -105,6 +105,43 @@ pub struct IdentityJson<'a> {
     pub name: &'a str,
 }
 
+/// A contact card (0.3's STANDARD field order); also `id --json` in the 0.3
+/// dialect, with `relay` and `user_id`.
+#[derive(Debug, Serialize)]
+pub struct Card<'a> {
+    /// The user id.
+    pub fingerprint: &'a str,
+    /// The (recommended) name; "" if none.
+    pub name: &'a str,
+    /// Curve25519 public key, base64; "" if not verified.
+    pub identity_key: &'a str,
+    /// Ed25519 public key, base64; "" if not verified.
+    pub signing_key: &'a str,
+    /// Both keys checked against the fingerprint.
+    pub verified: bool,
+    /// Where to reach this user (own card only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<&'a str>,
+    /// The user id again, under 0.0.1's name (own card only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<&'a str>,
+}
+
+/// A `history` line.
+#[derive(Debug, Serialize)]
+pub struct HistoryLine<'a> {
+    /// Message id.
+    pub id: &'a str,
+    /// Sender id.
+    pub from: &'a str,
+    /// Sender name.
+    pub name: &'a str,
+    /// "in" or "out".
+    pub direction: &'a str,
+    /// Text.
+    pub text: &'a str,
+}
+
 /// The stderr banner naming the identity that acts.
 pub fn banner(name: &str, id: &str, dir: &std::path::Path) -> String {
     let who = if name.is_empty() {
@@ -156,6 +193,14 @@ impl<W: Write> Lines<W> {
     pub fn into_inner(self) -> W {
         self.w
     }
+}
+
+/// Writes bytes to stdout (completion scripts, the manual page).
+pub fn write_all_stdout(b: &[u8]) -> Result<(), CliError> {
+    let mut o = io::stdout().lock();
+    o.write_all(b)
+        .and_then(|_| o.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))
 }
 
 /// Writes a line to stderr. Errors are ignored: there is nowhere left to

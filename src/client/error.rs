@@ -36,6 +36,28 @@ pub enum ClientError {
     /// A name that is neither a saved peer nor a user id.
     #[error("unknown peer {0:?}: not a saved peer name and not a 32-hex user id")]
     UnknownPeer(String),
+    /// A contact name already stands for another user id.
+    #[error("a contact named {name:?} already exists (-> {id}); pick another name or replace it")]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The id it stands for now.
+        id: UserId,
+    },
+    /// A message addressed to this identity's own id (Olm sessions are
+    /// between two accounts: a note to self would never decrypt).
+    #[error("cannot send to your own user id {0}: a message needs another identity as recipient")]
+    SelfSend(UserId),
+    /// The relay refused the message for now (it does not know the
+    /// recipient); it is kept in the outbox and re-sent by the next
+    /// `maintain` or `flush_outbox`.
+    #[error("{reason}; the message ({id}) is kept and will be re-sent")]
+    KeptForResend {
+        /// The message id.
+        id: String,
+        /// The relay's refusal.
+        reason: String,
+    },
     /// No relay URL was given now or saved at creation.
     #[error("no relay URL: none was saved with this identity and none was given")]
     NoRelay,
@@ -81,6 +103,8 @@ impl ClientError {
                 | ClientError::WrongPassphrase
                 | ClientError::PinMismatch { .. }
                 | ClientError::UnknownPeer(_)
+                | ClientError::NameTaken { .. }
+                | ClientError::SelfSend(_)
                 | ClientError::NoRelay
                 | ClientError::InvalidArgument(_)
         )

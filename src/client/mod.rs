@@ -10,6 +10,8 @@
 //!   and sending owed acknowledgements;
 //! * `receive`: the crash-safe receive pipeline;
 //! * `peers`: saved peer names and pins;
+//! * `contacts`, `history`, `blocklist`: the sub-handles `user.contacts()`,
+//!   `user.history()`, `user.blocklist()` (one table each);
 //! * `failpoint`: test-only crash injection (the `failpoints` feature only).
 //!
 //! All methods are `async` (tokio). A synchronous program drives them with a
@@ -27,8 +29,11 @@
 //! # Ok(()) }
 //! ```
 
+mod blocklist;
+mod contacts;
 mod error;
 mod failpoint;
+mod history;
 mod outbox;
 mod peers;
 mod receive;
@@ -42,7 +47,12 @@ use serde::Serialize;
 
 use crate::proto::UserId;
 
+pub use blocklist::Blocklist;
+pub use contacts::{AddOptions, Added, Contact, Contacts};
 pub use error::ClientError;
+pub use history::{Direction, History, HistoryEntry};
+pub use receive::ReceiveOptions;
+pub use transport::OlmSigner;
 pub use user::{CreateOptions, User};
 
 /// A decrypted chat message.

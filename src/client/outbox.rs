@@ -51,6 +51,9 @@ impl User {
     /// [`flush_outbox`](Self::flush_outbox) sends it.
     pub async fn send(&self, to: &UserId, text: &str) -> Result<String, ClientError> {
         self.relay()?;
+        if *to == self.user_id() {
+            return Err(ClientError::SelfSend(to.clone()));
+        }
         let _lock = self.lock().await?;
         let account = self.signer();
         let envelope = Envelope::new_msg(text, self.name.as_str());
@@ -73,6 +76,17 @@ impl User {
                     error: WireError::BadRequest("the recipient refuses this message".into()),
                 })
             }
+            // A relay that does not know the recipient (it lost its
+            // database, or they have not re-registered yet) may know them
+            // soon: the ciphertext stays in the outbox and is re-sent by
+            // `maintain` / `flush_outbox` (`retalk sync`, `receive --follow`).
+            Err(ClientError::Relay {
+                tool,
+                error: WireError::NotFound(reason),
+            }) => Err(ClientError::KeptForResend {
+                id,
+                reason: format!("relay refused {tool}: {reason}"),
+            }),
             Err(e) => {
                 self.store.tx(|t| t.outbox_delete(&id, None))?;
                 Err(e)

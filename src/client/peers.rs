@@ -42,6 +42,7 @@ impl User {
                 name: name.to_owned(),
                 id: id.as_str().to_owned(),
                 pin: pin.map(str::to_owned),
+                signing_key: None,
             })?;
             Ok(())
         })

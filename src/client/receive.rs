@@ -69,6 +69,22 @@ fn undecryptable(reason: impl Into<String>) -> Result<Outcome, ClientError> {
     })
 }
 
+/// Options of [`User::receive_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveOptions {
+    /// Hold an empty read open up to this long (relays that support it).
+    pub wait: Option<Duration>,
+    /// Only this sender's mail (0.3.x relays and ours); the rest stays on
+    /// the relay for a later receive.
+    pub from: Option<UserId>,
+    /// Refuse mail from senders that are not saved contacts, unread.
+    pub peers_only: bool,
+    /// Keep each returned message until [`User::shown`] confirms it was
+    /// written out, so a reader that dies or whose output closes loses
+    /// nothing: unconfirmed messages are returned again, first.
+    pub hold: bool,
+}
+
 impl User {
     /// Fetches, decrypts and acknowledges pending mail; returns each new
     /// chat message once, in arrival order. Mail that cannot be read is
@@ -77,10 +93,7 @@ impl User {
     pub async fn receive(&self) -> Result<Vec<Message>, ClientError> {
         let inbox = self.receive_inbox(None).await?;
         for p in &inbox.problems {
-            eprintln!(
-                "retalk: could not read a message from {}: {}",
-                p.from, p.reason
-            );
+            tracing::warn!(from = %p.from, reason = %p.reason, "could not read a message");
         }
         Ok(inbox.messages)
     }
@@ -92,6 +105,27 @@ impl User {
     /// ends; other relays return at once. The store lock is not held during
     /// the wait, so other commands on this identity are not blocked by it.
     pub async fn receive_inbox(&self, wait: Option<Duration>) -> Result<Inbox, ClientError> {
+        self.receive_with(&ReceiveOptions {
+            wait,
+            ..ReceiveOptions::default()
+        })
+        .await
+    }
+
+    /// A message returned by [`receive_with`](Self::receive_with) with
+    /// `hold` was shown (written out): forget it. Until then it is returned
+    /// again by every receive.
+    pub fn shown(&self, m: &Message) -> Result<(), ClientError> {
+        Ok(self
+            .store
+            .tx(|t| t.delivered_delete(m.from.as_str(), &m.id))?)
+    }
+
+    /// The receive of [`receive_inbox`](Self::receive_inbox), with options:
+    /// only one sender's mail (`from`), strangers refused (`peers_only`),
+    /// and messages held until [`shown`](Self::shown) (`hold`).
+    pub async fn receive_with(&self, opts: &ReceiveOptions) -> Result<Inbox, ClientError> {
+        let wait = opts.wait;
         self.relay()?;
         let wait_secs = match wait.map(|d| d.as_secs()) {
             Some(s) if s > 0 => self.relay_max_wait().await?.map(|max| s.min(max)),
@@ -99,8 +133,8 @@ impl User {
         };
         {
             let _lock = self.lock().await?;
-            let fetched = self.fetch(self.signer(), None, false).await;
-            let inbox = self.finish_locked(fetched).await?;
+            let fetched = self.fetch(self.signer(), opts, None, false).await;
+            let inbox = self.finish_locked(fetched, opts).await?;
             if !inbox.is_empty() || wait_secs.is_none() {
                 return Ok(inbox);
             }
@@ -110,7 +144,7 @@ impl User {
         // is held open could lose the answer in flight. Once the peek sees
         // mail, the short destructive read below fetches it under the lock.
         let account = self.signer();
-        let peeked = self.fetch(account, wait_secs, true).await?;
+        let peeked = self.fetch(account, opts, wait_secs, true).await?;
         if !peeked.is_empty() {
             failpoint::hit("receive:peeked");
         }
@@ -118,9 +152,9 @@ impl User {
         let fetched = if peeked.is_empty() {
             Ok(Vec::new())
         } else {
-            self.fetch(account, None, false).await
+            self.fetch(account, opts, None, false).await
         };
-        self.finish_locked(fetched).await
+        self.finish_locked(fetched, opts).await
     }
 
     /// Reads the mailbox (never sending options the relay does not know:
@@ -129,11 +163,12 @@ impl User {
     async fn fetch(
         &self,
         account: &Account,
+        opts: &ReceiveOptions,
         wait: Option<u64>,
         peek: bool,
     ) -> Result<Vec<Mail>, ClientError> {
         let req = ReadMessages {
-            peer: None,
+            peer: opts.from.clone(),
             peek,
             wait,
         };
@@ -147,6 +182,7 @@ impl User {
     async fn finish_locked(
         &self,
         fetched: Result<Vec<Mail>, ClientError>,
+        opts: &ReceiveOptions,
     ) -> Result<Inbox, ClientError> {
         let relay = self.relay()?.to_owned();
         let mut failure = None;
@@ -159,7 +195,7 @@ impl User {
             Ok(_) => {}
             Err(e) => failure = Some(e),
         }
-        if let Err(e) = self.process_inbox().await {
+        if let Err(e) = self.process_inbox(opts.peers_only).await {
             if !e.is_transient() {
                 return Err(e);
             }
@@ -169,7 +205,7 @@ impl User {
             tracing::warn!(error = %e, "acknowledgements postponed");
         }
         failpoint::hit("receive:acked");
-        let inbox = self.take_outcomes()?;
+        let inbox = self.take_outcomes(opts)?;
         match failure {
             Some(e) if inbox.is_empty() => Err(e),
             _ => Ok(inbox),
@@ -178,7 +214,7 @@ impl User {
 
     /// Step 2 for every stored inbox row, in arrival order. Stops at the
     /// first transient failure (the remaining rows wait for the next call).
-    async fn process_inbox(&self) -> Result<(), ClientError> {
+    async fn process_inbox(&self, peers_only: bool) -> Result<(), ClientError> {
         let rows = self.store.tx(|t| t.inbox())?;
         if rows.is_empty() {
             return Ok(());
@@ -186,7 +222,7 @@ impl User {
         // Loaded (fresh, under the lock) only if a row starts a session.
         let mut account = None;
         for row in rows {
-            self.process_row(&mut account, &row).await?;
+            self.process_row(&mut account, &row, peers_only).await?;
         }
         Ok(())
     }
@@ -195,12 +231,27 @@ impl User {
         &self,
         account: &mut Option<Account>,
         row: &InboxRow,
+        peers_only: bool,
     ) -> Result<(), ClientError> {
         let Ok(sender) = UserId::parse(&row.sender, "from") else {
             tracing::warn!("dropping mail whose sender is not a user id");
             self.store.tx(|t| t.inbox_delete(row.seq))?;
             return Ok(());
         };
+        // Blocked senders (and, with peers_only, strangers) are refused
+        // before any decryption, so they cannot make us use up a one-time
+        // key; the relay is told, so their re-sends are refused there.
+        let refused = self.store.tx(|t| {
+            Ok::<_, ClientError>(
+                t.is_blocked(sender.as_str())?
+                    || (peers_only && t.peers_for_id(sender.as_str())?.is_empty()),
+            )
+        })?;
+        if refused {
+            self.store.tx(|t| t.inbox_delete(row.seq))?;
+            self.refuse(&body_hash(&row.body)).await;
+            return Ok(());
+        }
         if !matches!(row.mtype, 0 | 1) {
             // Not an Olm message (a foreign relay's own kind): ignore it.
             self.store.tx(|t| t.inbox_delete(row.seq))?;
@@ -386,9 +437,19 @@ impl User {
     }
 
     /// Step 4: takes out everything ready to return.
-    fn take_outcomes(&self) -> Result<Inbox, ClientError> {
+    fn take_outcomes(&self, opts: &ReceiveOptions) -> Result<Inbox, ClientError> {
         self.store.tx(|t| {
-            let (delivered, problems) = t.take_outcomes()?;
+            let (delivered, problems) = if opts.hold || opts.from.is_some() {
+                let (d, p) = t.peek_outcomes(opts.from.as_ref().map(UserId::as_str))?;
+                if !opts.hold {
+                    for m in &d {
+                        t.delivered_delete(&m.peer, &m.msg_id)?;
+                    }
+                }
+                (d, p)
+            } else {
+                t.take_outcomes()?
+            };
             let mut inbox = Inbox::default();
             for d in delivered {
                 let Ok(from) = UserId::parse(&d.peer, "from") else {

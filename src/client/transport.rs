@@ -24,8 +24,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RESPONSE: usize = 64 << 20;
 
 /// Signs requests with an Olm account's Ed25519 key and publishes its
-/// Curve25519 identity key (the protocol crate knows no Olm).
-struct OlmSigner<'a>(&'a Account);
+/// Curve25519 identity key, as every [`User`](crate::User) call does (the
+/// protocol crate knows no Olm). Public for programs that build raw
+/// requests with [`proto::build_request`](crate::proto::build_request).
+pub struct OlmSigner<'a>(pub &'a Account);
 
 impl RequestSigner for OlmSigner<'_> {
     fn identity_key(&self) -> String {
@@ -43,6 +45,8 @@ impl RequestSigner for OlmSigner<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer KEY` (relays that require an API key).
+    pub(crate) api_key: Option<String>,
 }
 
 fn now_secs() -> i64 {
@@ -82,7 +86,10 @@ impl Transport {
             .user_agent(concat!("retalk-rs/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Unreachable(format!("cannot set up HTTP: {e}")))?;
-        Ok(Transport { http })
+        Ok(Transport {
+            http,
+            api_key: None,
+        })
     }
 
     /// Calls `tool` on the relay at `url` (also the signed audience).
@@ -97,10 +104,14 @@ impl Transport {
             .map_err(|e| {
                 ClientError::InvalidArgument(format!("cannot build {} request: {e}", T::NAME))
             })?;
-        let resp = self
+        let mut req = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req
             .timeout(timeout)
             .body(body)
             .send()

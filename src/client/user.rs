@@ -203,6 +203,52 @@ impl User {
         self.relay_override = Some(url.to_owned());
     }
 
+    /// Saves `url` as this identity's relay (`retalk config --relay`), for
+    /// this session and later ones; `None` forgets the saved relay.
+    pub fn save_relay_url(&mut self, url: Option<&str>) -> Result<(), ClientError> {
+        self.store.tx(|t| match url {
+            Some(u) => t.set_meta("relay_url", u),
+            None => t.delete_meta("relay_url"),
+        })?;
+        self.saved_relay = url.map(str::to_owned);
+        Ok(())
+    }
+
+    /// The relay URL saved with the identity (not this session's override).
+    pub fn saved_relay_url(&self) -> Option<&str> {
+        self.saved_relay.as_deref()
+    }
+
+    /// Sends `key` as `Authorization: Bearer` on every relay request of
+    /// this session (relays that require an API key).
+    pub fn set_api_key(&mut self, key: Option<&str>) {
+        self.transport.api_key = key.map(str::to_owned);
+    }
+
+    /// A public setting saved with the identity (`meta`), such as the
+    /// CLI's receive policy or API key. Not for secrets.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, ClientError> {
+        Ok(self.store.tx(|t| t.meta(&format!("setting:{key}")))?)
+    }
+
+    /// Saves (or with `None` removes) a public setting; see
+    /// [`setting`](Self::setting).
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), ClientError> {
+        let k = format!("setting:{key}");
+        Ok(self.store.tx(|t| match value {
+            Some(v) => t.set_meta(&k, v),
+            None => t.delete_meta(&k),
+        })?)
+    }
+
+    /// When the identity was created, seconds since the epoch.
+    pub fn created_at(&self) -> Result<Option<f64>, ClientError> {
+        Ok(self
+            .store
+            .tx(|t| t.meta("created"))?
+            .and_then(|v| v.parse().ok()))
+    }
+
     /// The relay in use: the one set for this session, else the one saved
     /// at creation.
     pub fn relay_url(&self) -> Option<&str> {

@@ -365,6 +365,7 @@ fn write_store(
                 name: p.name.clone(),
                 id: p.id.as_str().to_owned(),
                 pin: p.pin.as_ref().map(|k| k.as_str().to_owned()),
+                signing_key: None,
             })?;
         }
         Ok::<_, StoreError>(())

@@ -1,4 +1,6 @@
-//! The store's tables (format version 1).
+//! The store's tables, made by numbered migrations.
+//!
+//! Version 1 (every store made before 0.3 compatibility):
 //!
 //! * `meta(k, v)`: format version, key-derivation parameters and salt, the
 //!   passphrase check value, the encrypted account pickle, the public ids,
@@ -21,11 +23,27 @@
 //!   stored once made so a crash between encrypting and sending re-sends the
 //!   same bytes instead of skipping a ratchet step.
 
-/// The version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+//!
+//! Version 2 (the 0.3 command line):
+//!
+//! * `history`: messages kept for `retalk history` (`send --save`,
+//!   `receive --save`), text sealed with the store key (Argon2id-derived).
+//! * `blocked`: senders whose mail is refused unread.
+//! * `peers.signing_key`: with `pin`, the two verified keys of a contact.
+//! * `received_contacts`: contact cards shared with us, awaiting import.
+//!
+//! A store is upgraded in place, in one transaction, when it is opened by a
+//! newer program; a store newer than this program is refused.
 
-/// Creates every table of a new store.
-pub const CREATE: &str = "
+/// The migrations, in order: `MIGRATIONS[i]` turns version `i` into `i + 1`.
+/// Append only; never edit a released one.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The version this code writes and reads.
+pub const FORMAT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 1: the tables of the 0.0.1-compatible client.
+const V1: &str = "
 CREATE TABLE IF NOT EXISTS meta(
     k TEXT PRIMARY KEY,
     v TEXT NOT NULL
@@ -89,3 +107,42 @@ CREATE TABLE IF NOT EXISTS pending_acks(
     body TEXT
 );
 ";
+
+/// Version 2: history, block list, verified contacts, shared-contact inbox.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS history(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    msg_id TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    ts REAL NOT NULL,
+    UNIQUE(peer, msg_id, direction)
+);
+CREATE INDEX IF NOT EXISTS history_by_peer ON history(peer, seq);
+CREATE TABLE IF NOT EXISTS blocked(
+    id TEXT PRIMARY KEY,
+    ts REAL NOT NULL
+);
+ALTER TABLE peers ADD COLUMN signing_key TEXT;
+CREATE TABLE IF NOT EXISTS received_contacts(
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    identity_key TEXT NOT NULL,
+    signing_key TEXT NOT NULL,
+    from_id TEXT NOT NULL,
+    from_name TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+";
+
+/// Applies the migrations from version `from` to [`FORMAT_VERSION`] (all of
+/// them for a new store) and records the new version, inside the caller's
+/// transaction.
+pub fn migrate(conn: &rusqlite::Connection, from: u32) -> Result<(), rusqlite::Error> {
+    for m in &MIGRATIONS[from as usize..] {
+        conn.execute_batch(m)?;
+    }
+    Ok(())
+}

@@ -1,10 +1,58 @@
-//! `retalk add NAME ID [--pin KEY]`: save a peer under a local name.
+//! `retalk add ID --peer NAME [--override] [--verify]` (0.3) and
+//! `retalk add NAME ID [--pin KEY]` (0.0.1): save a peer under a local name.
 
 use super::Ctx;
-use crate::args::AddArgs;
 use crate::error::CliError;
 use crate::output;
 use retalk::proto::IdentityKey;
+
+/// `retalk add`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The peer's user id (0.3 form, with --peer NAME), or your local NAME for
+    /// the peer followed by its ID (0.0.1 form)
+    #[arg(value_name = "ID | NAME")]
+    pub first: String,
+
+    /// The peer's user id, in the 0.0.1 form `add NAME ID`
+    #[arg(value_name = "ID")]
+    pub second: Option<String>,
+
+    /// Your local name for the peer (0.3 form: `add ID --peer NAME`)
+    #[arg(long, value_name = "NAME")]
+    pub peer: Option<String>,
+
+    /// Re-point a name that already stands for another id
+    #[arg(long = "override")]
+    pub replace: bool,
+
+    /// Also fetch the peer's keys from the relay, check them against the id
+    /// and record them (like `retalk verify`)
+    #[arg(long)]
+    pub verify: bool,
+
+    /// (0.3) save into the owner-wide contact list; not supported: contacts
+    /// belong to one identity here
+    #[arg(long)]
+    pub global: bool,
+
+    /// Also require this full identity key (base64) from the relay for the peer
+    #[arg(long, value_name = "KEY")]
+    pub pin: Option<String>,
+}
+
+/// The `--help` text after the options.
+pub const HELP: &str = concat!(
+    "\
+Examples:
+  retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --verify
+  retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --override   re-point bob
+  retalk add bob f1041c25c87351d8550b31cc6b13ab04                     0.0.1 form
+  retalk add bob \"$BOB_ID\" --pin \"$BOB_IDENTITY_KEY\"
+
+",
+    crate::common_help!()
+);
 
 /// True for 32 hex characters (either case).
 pub fn looks_like_id(s: &str) -> bool {
@@ -57,25 +105,61 @@ pub fn check_pin(pin: &str) -> Result<(), CliError> {
 }
 
 /// Runs `retalk add`.
-pub async fn run(ctx: &Ctx<'_>, args: &AddArgs) -> Result<(), CliError> {
-    check_peer_name(&args.name)?;
-    let id = normalize_id(&args.id)?;
+pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if args.global {
+        return Err(CliError::usage("--global contacts are not supported")
+            .hint("contacts belong to one identity: select it with -u NAME or --dir DIR"));
+    }
+    // 0.3: `add ID [--peer NAME]`; 0.0.1: `add NAME ID`.
+    let (name, raw_id) = match (&args.peer, &args.second) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::usage(
+                "give the name once: `add ID --peer NAME` or `add NAME ID`, not both",
+            ))
+        }
+        (Some(n), None) => (n.clone(), args.first.clone()),
+        (None, Some(id)) => (args.first.clone(), id.clone()),
+        (None, None) => (normalize_id(&args.first)?, args.first.clone()),
+    };
+    let id = normalize_id(&raw_id)?;
+    if args.second.is_some() || args.peer.is_some() {
+        check_peer_name(&name)?;
+    }
     if let Some(pin) = &args.pin {
         check_pin(pin)?;
     }
     let opened = ctx.open(true).await?;
-    opened
-        .identity
-        .add_peer(&args.name, &id, args.pin.as_deref())?;
+    let me = &opened.identity;
+    if id == me.user_id() {
+        return Err(CliError::refusal("that is your own user id")
+            .hint("add the id of the peer you want to talk to (they print it with `retalk id`)"));
+    }
+    let outcome = me.add_contact(&name, &id, args.replace)?;
+    if let Some(pin) = &args.pin {
+        me.add_peer(&name, &id, Some(pin))?;
+    }
     let pinned = if args.pin.is_some() {
         " (identity key pinned)"
     } else {
         ""
     };
+    let verb = match outcome {
+        retalk::Added::New => "saved",
+        retalk::Added::Unchanged => "already saved:",
+        retalk::Added::Replaced => "re-pointed",
+    };
     output::note(&format!(
-        "saved peer {} = {id}{pinned}",
-        output::one_line(&args.name)
+        "{verb} peer {} = {id}{pinned}",
+        output::one_line(&name)
     ));
+    if args.verify {
+        opened.need_relay()?;
+        me.verify_from_relay(&id).await?;
+        output::note(&format!(
+            "verified {}: its keys match its id and are recorded",
+            output::one_line(&name)
+        ));
+    }
     Ok(())
 }
 

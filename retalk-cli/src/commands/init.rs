@@ -2,12 +2,46 @@
 //! stdout.
 
 use super::Ctx;
-use crate::args::InitArgs;
 use crate::backend;
+use std::path::PathBuf;
+
+/// `retalk init`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory for the new identity (or use -s/--dir DIR, or -u [NAME])
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Self-chosen display name, sent encrypted inside each message; peers see
+    /// it as `~NAME` (unverified) unless they saved a name for you. Defaults
+    /// to the -u NAME
+    #[arg(long, visible_alias = "display-name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Do not publish the keys on the relay now (the first send, receive or
+    /// `retalk register` does)
+    #[arg(long)]
+    pub no_register: bool,
+}
 use crate::error::CliError;
-use crate::identity::{self, shell_word, Source};
 use crate::output::{self, Lines};
-use crate::secret::Purpose;
+use crate::select::identity::{self, shell_word, Source};
+use crate::select::secret::Purpose;
+
+/// The `--help` text after the options.
+pub const HELP: &str = concat!(
+    "\
+Examples:
+  retalk init ./alice --name alice          identity in ./alice
+  retalk init -u                            the user-level `default` identity
+  retalk init -u work --name work-bot --server https://relay.example.com
+  retalk init --dir ./bot --relay https://relay.example.com --display-name bot --passphrase-file pw
+  retalk init -u alice --no-register        create now, publish keys later
+  ALICE_ID=$(PICKLE_SECRET=... retalk init ./alice --name alice)
+
+",
+    crate::common_help!()
+);
 
 /// Longest accepted display name, in characters.
 pub const MAX_NAME: usize = 64;
@@ -31,8 +65,13 @@ pub fn check_display_name(name: &str) -> Result<(), CliError> {
 }
 
 /// Runs `retalk init`.
-pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<(), CliError> {
-    let located = identity::init_location(args.dir.as_deref(), &ctx.global.selection(), ctx.env)?;
+pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    let located = identity::init_location(
+        args.dir.as_deref(),
+        &ctx.global.selection(),
+        ctx.env,
+        &backend::exists,
+    )?;
     let dir = &located.dir;
     if backend::exists(dir) {
         let use_it = match &located.source {
@@ -49,11 +88,18 @@ pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<(), CliError> {
             ),
         );
     }
-    let name = args.name.as_deref().unwrap_or("");
+    let default_name = match &located.source {
+        Source::UserLevel(n) if n != identity::DEFAULT_USER => n.clone(),
+        _ => String::new(),
+    };
+    let name = args.name.as_deref().unwrap_or(&default_name);
     check_display_name(name)?;
     let relay = ctx.relay_override()?;
     let pass = ctx.passphrase(Purpose::Create)?;
-    let me = backend::create(dir, pass.expose(), name, relay.as_deref()).await?;
+    let mut me = backend::create(dir, pass.expose(), name, relay.as_deref()).await?;
+    if ctx.global.no_passphrase {
+        me.mark_unprotected()?;
+    }
     let id = me.user_id();
     let shown = if name.is_empty() {
         String::new()
@@ -71,6 +117,17 @@ pub async fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<(), CliError> {
             "no relay saved: later commands need --server URL or SERVER_URL \
              (or run init again elsewhere with --server)",
         ),
+    }
+    if me.relay_url().is_some() && !args.no_register {
+        me.set_api_key(ctx.api_key().as_deref());
+        match me.register().await {
+            Ok(_) => output::note("registered: the relay has your keys; peers can message you"),
+            Err(e) => output::note(&format!(
+                "warning: NOT registered ({}); run `retalk register` once the relay is reachable \
+                 (any send or receive publishes the keys too)",
+                e.message
+            )),
+        }
     }
     Lines::stdout().line(&id)
 }

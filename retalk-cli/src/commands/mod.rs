@@ -2,19 +2,28 @@
 //! identity with the right passphrase and relay.
 
 pub mod add;
+pub mod block;
+pub mod completions;
+pub mod config;
+pub mod contacts;
+pub mod history;
 pub mod id;
 pub mod init;
+pub mod man;
 pub mod receive;
+pub mod register;
 pub mod send;
+pub mod sync;
+pub mod verify;
 
 use crate::args::Global;
 use crate::backend::{self, Identity};
 use crate::env::Env;
 use crate::error::CliError;
-use crate::identity;
 use crate::output;
-use crate::relay;
-use crate::secret::{self, Passphrase, Purpose, TerminalPrompter};
+use crate::select::identity;
+use crate::select::relay;
+use crate::select::secret::{self, Passphrase, Purpose, TerminalPrompter};
 
 /// What every command gets: the global options and the environment.
 pub struct Ctx<'a> {
@@ -22,6 +31,35 @@ pub struct Ctx<'a> {
     pub global: &'a Global,
     /// Environment variables.
     pub env: &'a dyn Env,
+    /// The command line uses a 0.3-only spelling (--dir, --user, --relay,
+    /// -p, --passphrase-path, ...) or RETALK_USER / RETALK_HOME is set: where
+    /// the two generations print different things for the same command
+    /// (`id --json`), the 0.3 form is printed.
+    pub dialect_03: bool,
+}
+
+/// Whether `argv` or the environment speak 0.3 (see [`Ctx::dialect_03`]).
+pub fn speaks_03(argv: &[std::ffi::OsString], env: &dyn Env) -> bool {
+    const SPELLINGS: &[&str] = &[
+        "--dir",
+        "--user",
+        "--relay",
+        "-r",
+        "-p",
+        "--passphrase",
+        "--passphrase-path",
+        "--no-passphrase",
+        "--api-key",
+        "--display-name",
+        "--peer",
+        "--card",
+    ];
+    argv.iter().any(|a| {
+        let a = a.to_string_lossy();
+        let flag = a.split('=').next().unwrap_or("");
+        SPELLINGS.contains(&flag)
+    }) || env.get(crate::env::RETALK_USER).is_some()
+        || env.get(crate::env::RETALK_HOME).is_some()
 }
 
 /// An opened identity.
@@ -33,7 +71,9 @@ pub struct Opened {
 impl Ctx<'_> {
     /// The passphrase, from file, environment or prompt.
     pub fn passphrase(&self, purpose: Purpose) -> Result<Passphrase, CliError> {
-        secret::obtain(
+        secret::choose(
+            self.global.passphrase.as_deref(),
+            self.global.no_passphrase,
             self.global.passphrase_file.as_deref(),
             self.env,
             purpose,
@@ -53,20 +93,30 @@ impl Ctx<'_> {
     /// `using NAME (ID) from DIR` on stderr.
     pub async fn open(&self, banner: bool) -> Result<Opened, CliError> {
         let located = identity::locate(&self.global.selection(), self.env, &backend::exists)?;
+        self.open_dir(&located.dir, banner).await
+    }
+
+    /// Opens the identity in `dir` (see [`open`](Self::open)).
+    pub async fn open_dir(&self, dir: &std::path::Path, banner: bool) -> Result<Opened, CliError> {
         let relay = self.relay_override()?;
         let pass = self.passphrase(Purpose::Unlock)?;
-        let mut identity = backend::open(&located.dir, pass.expose()).await?;
+        let mut identity = backend::open(dir, pass.expose()).await?;
         if let Some(url) = relay {
             identity.set_relay_url(&url);
         }
+        identity.set_api_key(self.api_key().as_deref());
         if banner {
-            output::note(&output::banner(
-                &identity.name(),
-                &identity.user_id(),
-                &located.dir,
-            ));
+            output::note(&output::banner(&identity.name(), &identity.user_id(), dir));
         }
         Ok(Opened { identity })
+    }
+
+    /// `--api-key`, else RETALK_API_KEY.
+    pub fn api_key(&self) -> Option<String> {
+        self.global
+            .api_key
+            .clone()
+            .or_else(|| self.env.get(crate::env::RETALK_API_KEY))
     }
 }
 
@@ -75,4 +125,15 @@ impl Opened {
     pub fn need_relay(&self) -> Result<String, CliError> {
         self.identity.relay_url().ok_or_else(relay::missing)
     }
+}
+
+/// Whether to keep messages for `history`: `--save`, or RETALK_SAVE_MESSAGE
+/// set to a truthy value (1, true, t, yes, y, on; as 0.3.0).
+pub fn save_messages(flag: bool, env: &dyn Env) -> bool {
+    flag || env.get(crate::env::RETALK_SAVE_MESSAGE).is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "t" | "yes" | "y" | "on"
+        )
+    })
 }

@@ -1,14 +1,86 @@
 //! `retalk receive [--follow] [--json]`: print decrypted messages.
 
 use super::Ctx;
-use crate::args::ReceiveArgs;
+use crate::args::{parse_interval, parse_wait};
 use crate::error::CliError;
+use std::time::Duration;
+
+/// `retalk receive`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep listening until SIGINT/SIGTERM, maintaining keys every minute
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// One JSON object per message: {"id", "from", "name", "text"} (the
+    /// default of the 0.3 forms --peer/--all)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only this sender's messages (a saved name or id; repeat for several).
+    /// Mail from others stays for a later receive
+    #[arg(long, value_name = "PEER")]
+    pub peer: Vec<String>,
+
+    /// Every sender's messages, as NDJSON (0.3 form)
+    #[arg(long, conflicts_with = "peer")]
+    pub all: bool,
+
+    /// No banner on stderr
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Refuse mail from senders that are not saved contacts, unread (they
+    /// cannot use up your one-time keys)
+    #[arg(long)]
+    pub peers_only: bool,
+
+    /// Keep received messages for `retalk history` (sealed with the
+    /// identity's key); also RETALK_SAVE_MESSAGE=1
+    #[arg(long)]
+    pub save: bool,
+
+    /// With --follow, seconds between polls when the relay cannot push
+    /// (e.g. 2, 0.5, 500ms); a relay that pushes delivers at once whatever
+    /// the interval
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// With --follow, longest time to let the relay hold a read open waiting
+    /// for mail (0 = always poll)
+    #[arg(long, value_name = "SECS", default_value = "25", value_parser = parse_wait)]
+    pub wait: Duration,
+}
+
+impl Args {
+    /// Whether the output is NDJSON: `--json`, or any 0.3-only option.
+    pub fn json_output(&self) -> bool {
+        self.json || self.all || !self.peer.is_empty() || self.quiet || self.save || self.peers_only
+    }
+}
+
+/// The `--help` text after the options.
+pub const HELP: &str = concat!(
+    "\
+Examples:
+  retalk receive --peer bob                   bob's messages, NDJSON
+  retalk receive --peer bob --peer carol --follow --interval 60 --quiet
+  retalk receive --all --peers-only           everyone you saved; strangers refused
+  RETALK_SAVE_MESSAGE=1 retalk receive --all  and keep them for `retalk history`
+  retalk receive                              0.0.1 form: `NAME: TEXT` lines
+  retalk receive --follow                     live, until ctrl-c
+  retalk receive --json | jq -r .text         one JSON object per message
+  */5 * * * * PICKLE_SECRET=... retalk receive --json >> ~/inbox.jsonl
+
+",
+    crate::common_help!()
+);
 use crate::follow::{self, Config, Seen};
 use crate::output::{self, format_message, Format, Lines, Received};
 use std::future::Future;
 
 /// The follow-loop timing for these arguments.
-pub fn follow_config(args: &ReceiveArgs) -> Config {
+pub fn follow_config(args: &Args) -> Config {
     Config {
         interval: args.interval,
         wait: (!args.wait.is_zero()).then_some(args.wait),
@@ -43,7 +115,7 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, CliError> {
 }
 
 /// Runs `retalk receive`.
-pub async fn run(ctx: &Ctx<'_>, args: &ReceiveArgs) -> Result<(), CliError> {
+pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     // Catch signals before anything else, so ctrl-c during start-up still
     // ends cleanly.
     let stop = if args.follow {
@@ -51,24 +123,33 @@ pub async fn run(ctx: &Ctx<'_>, args: &ReceiveArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let format = if args.json {
+    let format = if args.json_output() {
         Format::Json
     } else {
         Format::Plain
     };
+    let opened = ctx.open(!args.quiet).await?;
+    opened.need_relay()?;
+    let mut me = opened.identity;
+    let mut only = Vec::new();
+    for p in &args.peer {
+        only.push(me.resolve_peer(p)?);
+    }
+    me.configure_receive(
+        only,
+        args.peers_only,
+        super::save_messages(args.save, ctx.env),
+    );
     let mut out = Lines::stdout();
     let mut emit = |m: &Received| out.line(&format_message(m, format));
     let mut log = |l: &str| output::note(l);
-
-    let opened = ctx.open(true).await?;
-    opened.need_relay()?;
-    let mut me = opened.identity;
     match stop {
         Some(stop) => follow::run(&mut me, &follow_config(args), &mut emit, &mut log, stop).await,
         None => {
             me.ensure_published().await?;
             let batch = me.receive(None).await?;
             follow::deliver(
+                &mut me,
                 &batch,
                 &mut Seen::new(batch.messages.len()),
                 &mut emit,
@@ -82,13 +163,17 @@ pub async fn run(ctx: &Ctx<'_>, args: &ReceiveArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn wait_zero_means_poll_only() {
-        let mut a = ReceiveArgs {
+        let mut a = Args {
             follow: true,
             json: false,
+            peer: vec![],
+            all: false,
+            quiet: false,
+            peers_only: false,
+            save: false,
             interval: Duration::from_millis(300),
             wait: Duration::ZERO,
         };

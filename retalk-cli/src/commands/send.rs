@@ -1,8 +1,50 @@
 //! `retalk send PEER TEXT`: encrypt and send one message.
 
 use super::Ctx;
-use crate::args::SendArgs;
 use crate::error::CliError;
+
+/// `retalk send`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `PEER TEXT` (0.0.1), or just `TEXT` with --peer (0.3). PEER is a saved
+    /// name or a 32-hex user id; TEXT `-` reads the message from stdin
+    #[arg(value_name = "PEER TEXT", num_args = 1..=2, required = true)]
+    pub words: Vec<String>,
+
+    /// The recipient: a saved name or a 32-hex user id (0.3 form; the
+    /// receipt {"id", "to"} is then always printed)
+    #[arg(long, value_name = "PEER")]
+    pub peer: Option<String>,
+
+    /// Send to a group (coming with groups; refused for now)
+    #[arg(long, value_name = "NAME", conflicts_with = "peer")]
+    pub group: Option<String>,
+
+    /// Print the receipt {"id", "to"} as one JSON line on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep the message for `retalk history` (sealed with the identity's
+    /// key); also RETALK_SAVE_MESSAGE=1
+    #[arg(long)]
+    pub save: bool,
+}
+
+/// The `--help` text after the options.
+pub const HELP: &str = concat!(
+    "\
+Examples:
+  retalk send --peer bob \"hello\"            receipt {\"id\", \"to\"} on stdout
+  retalk send --peer bob \"hello\" --save     and keep it for `retalk history`
+  retalk send bob \"hello\"                   0.0.1 form: nothing on stdout
+  retalk send f1041c25c87351d8550b31cc6b13ab04 \"hi, stranger\"
+  git log -1 | retalk send bob -           message from stdin
+  retalk send bob -- \"-1 is the answer\"    text starting with a dash
+  retalk send bob \"done\" --json            receipt: {\"id\", \"to\"}
+
+",
+    crate::common_help!()
+);
 use crate::output::{self, json_line, Lines, Receipt};
 use std::io::Read;
 
@@ -27,26 +69,57 @@ pub fn text_from(mut input: impl Read) -> Result<String, CliError> {
 }
 
 /// Runs `retalk send`.
-pub async fn run(ctx: &Ctx<'_>, args: &SendArgs) -> Result<(), CliError> {
-    let text = if args.text == "-" {
+pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if args.group.is_some() {
+        return Err(CliError::usage("groups are not supported yet")
+            .hint("send to each member with --peer NAME"));
+    }
+    let (peer, raw, receipt) = match (&args.peer, args.words.as_slice()) {
+        (Some(p), [t]) => (p.clone(), t.clone(), true),
+        (None, [p, t]) => (p.clone(), t.clone(), args.json),
+        (Some(_), _) => {
+            return Err(CliError::usage(
+                "give the text once: `send --peer PEER TEXT`",
+            ))
+        }
+        (None, _) => {
+            return Err(CliError::usage(
+                "send needs a recipient: --peer PEER, or `send PEER TEXT`",
+            ))
+        }
+    };
+    let text = if raw == "-" {
         text_from(std::io::stdin().lock())?
     } else {
-        args.text.clone()
+        raw
     };
+    if text.trim().is_empty() {
+        return Err(CliError::usage("the message is empty")
+            .hint("give the text to send (quote it), or `-` to read it from stdin"));
+    }
     let opened = ctx.open(true).await?;
     let me = &opened.identity;
-    let to = me.resolve_peer(&args.peer)?;
+    let to = me.resolve_peer(&peer)?;
+    if to == me.user_id() {
+        return Err(CliError::refusal("cannot send to your own user id").hint(
+            "notes to self are not supported: a message needs another identity as recipient; \
+                   check the id or name you gave",
+        ));
+    }
     opened.need_relay()?;
     // Heal a relay that forgot us (one round trip), so the peer can answer.
     me.ensure_published().await?;
     let id = me.send(&to, &text).await?;
-    let label = if to == args.peer {
+    if super::save_messages(args.save, ctx.env) {
+        me.keep_sent(&to, &id, &text)?;
+    }
+    let label = if to == peer {
         to.clone()
     } else {
-        format!("{} ({to})", output::one_line(&args.peer))
+        format!("{} ({to})", output::one_line(&peer))
     };
     output::note(&format!("sent to {label}"));
-    if args.json {
+    if receipt {
         Lines::stdout().line(&json_line(&Receipt { id: &id, to: &to }))?;
     }
     Ok(())

@@ -98,10 +98,73 @@ pub fn check_user_name(name: &str) -> Result<(), CliError> {
     }
 }
 
-/// The directory of the user-level identity NAME.
-pub fn user_level_dir(env: &dyn Env, name: &str) -> Result<PathBuf, CliError> {
+/// The directory of the user-level identity NAME. `$RETALK_HOME/NAME` when
+/// RETALK_HOME is set (retalk 0.3.x); otherwise whichever of `~/.retalk/NAME`
+/// (0.3.x) and `$XDG_DATA_HOME/retalk/NAME` (0.0.1 and this CLI before 0.3
+/// compatibility) holds an identity, in that order; for a new identity the
+/// XDG location when XDG_DATA_HOME is set, else `~/.retalk/NAME`.
+pub fn user_level_dir(
+    env: &dyn Env,
+    name: &str,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<PathBuf, CliError> {
     check_user_name(name)?;
-    Ok(data_home(env)?.join(name))
+    if let Some(h) = env.get(env::RETALK_HOME) {
+        return Ok(PathBuf::from(h).join(name));
+    }
+    let dot = env
+        .get(env::HOME)
+        .map(|h| PathBuf::from(h).join(".retalk").join(name));
+    let xdg = data_home(env).ok().map(|d| d.join(name));
+    for d in [&dot, &xdg].into_iter().flatten() {
+        if exists(d) {
+            return Ok(d.clone());
+        }
+    }
+    let xdg_set = env
+        .get(env::XDG_DATA_HOME)
+        .is_some_and(|x| Path::new(&x).is_absolute());
+    match (xdg_set, xdg, dot) {
+        (true, Some(x), _) => Ok(x),
+        (_, _, Some(d)) => Ok(d),
+        (_, Some(x), None) => Ok(x),
+        _ => data_home(env).map(|d| d.join(name)),
+    }
+}
+
+/// The most recently created named identity (`retalk id --last`), among
+/// `$RETALK_HOME` (else `~/.retalk`) and the XDG location: the one whose
+/// store file is newest.
+pub fn latest(env: &dyn Env, exists: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
+    let mut homes = Vec::new();
+    match env.get(env::RETALK_HOME) {
+        Some(h) => homes.push(PathBuf::from(h)),
+        None => homes.extend(env.get(env::HOME).map(|h| PathBuf::from(h).join(".retalk"))),
+    }
+    homes.extend(data_home(env).ok());
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for home in homes {
+        let Ok(rd) = std::fs::read_dir(&home) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let dir = entry.path();
+            if !exists(&dir) {
+                continue;
+            }
+            let stamp = ["retalk.db", "store.db"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .filter_map(|m| m.created().or_else(|_| m.modified()).ok())
+                .max();
+            if let Some(t) = stamp {
+                if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                    best = Some((t, dir));
+                }
+            }
+        }
+    }
+    best.map(|(_, d)| d)
 }
 
 /// Finds the existing identity a command acts on. `exists` tells whether a
@@ -118,7 +181,7 @@ pub fn locate(
         }
     } else if let Some(name) = &sel.user_level {
         Located {
-            dir: user_level_dir(env, name)?,
+            dir: user_level_dir(env, name, exists)?,
             source: Source::UserLevel(name.clone()),
         }
     } else if let Some(dir) = env.get(env::STORE) {
@@ -126,10 +189,14 @@ pub fn locate(
             dir: PathBuf::from(dir),
             source: Source::StoreEnv,
         }
+    } else if let Some(name) = env.get(env::RETALK_USER) {
+        Located {
+            dir: user_level_dir(env, &name, exists)?,
+            source: Source::UserLevel(name),
+        }
     } else {
-        let default = data_home(env)
+        let default = user_level_dir(env, DEFAULT_USER, exists)
             .ok()
-            .map(|h| h.join(DEFAULT_USER))
             .filter(|d| exists(d));
         match default {
             Some(dir) => Located {
@@ -137,10 +204,11 @@ pub fn locate(
                 source: Source::DefaultUserLevel,
             },
             None => {
-                return Err(CliError::refusal("no identity selected").hint(
-                    "pass -s DIR or -u [NAME], set STORE=DIR, \
-                     or create the default identity with `retalk init -u`",
-                ))
+                return Err(CliError::refusal(
+                    "no identity selected (no user selected): pass --user NAME (-u NAME), \
+                     set RETALK_USER, or pass --dir DIR",
+                )
+                .hint("STORE=DIR works too; or create the default identity with `retalk init -u`"))
             }
         }
     };
@@ -172,6 +240,7 @@ pub fn init_location(
     positional: Option<&Path>,
     sel: &Selection,
     env: &dyn Env,
+    exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Located, CliError> {
     match (positional, sel.store.as_deref()) {
         (Some(a), Some(b)) if a != b => {
@@ -190,17 +259,18 @@ pub fn init_location(
         }
         (None, None) => {}
     }
-    match &sel.user_level {
+    match sel.user_level.clone().or_else(|| env.get(env::RETALK_USER)) {
         Some(name) => Ok(Located {
-            dir: user_level_dir(env, name)?,
-            source: Source::UserLevel(name.clone()),
+            dir: user_level_dir(env, &name, exists)?,
+            source: Source::UserLevel(name),
         }),
-        None => Err(
-            CliError::usage("init needs a location for the new identity").hint(
-                "give a directory (`retalk init ./alice`) or a user-level name \
-                 (`retalk init -u` or `retalk init -u work`)",
-            ),
-        ),
+        None => Err(CliError::usage(
+            "no user selected: init needs a location for the new identity",
+        )
+        .hint(
+            "give a directory (`retalk init ./alice` or --dir DIR), a user-level name \
+                 (`retalk init -u` or `retalk init -u work`), or set RETALK_USER",
+        )),
     }
 }
 
@@ -308,6 +378,18 @@ mod tests {
     }
 
     #[test]
+    fn existing_identities_are_found_in_both_homes() {
+        let env = MapEnv::of(&[("HOME", "/h"), ("XDG_DATA_HOME", "/x")]);
+        let l = locate(&sel(None, Some("a")), &env, &exists_in(&["/h/.retalk/a"])).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/h/.retalk/a"));
+        let l = locate(&sel(None, Some("a")), &env, &exists_in(&["/x/retalk/a"])).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/x/retalk/a"));
+        let env = MapEnv::of(&[("HOME", "/h"), ("RETALK_USER", "a")]);
+        let l = locate(&sel(None, None), &env, &exists_in(&["/h/.retalk/a"])).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/h/.retalk/a"));
+    }
+
+    #[test]
     fn user_level_names_must_be_plain() {
         let env = MapEnv::of(&[("HOME", "/h")]);
         for bad in ["", ".", "..", "a/b", "../x", "a\nb"] {
@@ -319,19 +401,41 @@ mod tests {
 
     #[test]
     fn init_needs_an_explicit_location() {
+        let none = exists_in(&[]);
         let env = MapEnv::of(&[("HOME", "/h"), ("STORE", "/env")]);
-        assert!(init_location(None, &sel(None, None), &env).is_err());
-        let l = init_location(Some(Path::new("./a")), &sel(None, None), &env).unwrap();
+        assert!(init_location(None, &sel(None, None), &env, &none).is_err());
+        let l = init_location(Some(Path::new("./a")), &sel(None, None), &env, &none).unwrap();
         assert_eq!(l.dir, PathBuf::from("./a"));
-        let l = init_location(None, &sel(Some("./b"), None), &env).unwrap();
+        let l = init_location(None, &sel(Some("./b"), None), &env, &none).unwrap();
         assert_eq!(l.dir, PathBuf::from("./b"));
-        let l = init_location(None, &sel(None, Some("default")), &env).unwrap();
-        assert_eq!(l.dir, PathBuf::from("/h/.local/share/retalk/default"));
+        let l = init_location(None, &sel(None, Some("default")), &env, &none).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/h/.retalk/default"));
+        let x = MapEnv::of(&[("HOME", "/h"), ("XDG_DATA_HOME", "/x")]);
+        let l = init_location(None, &sel(None, Some("w")), &x, &none).unwrap();
+        assert_eq!(
+            l.dir,
+            PathBuf::from("/x/retalk/w"),
+            "0.0.1 scripts set XDG_DATA_HOME"
+        );
+        let r = MapEnv::of(&[
+            ("HOME", "/h"),
+            ("RETALK_HOME", "/r"),
+            ("XDG_DATA_HOME", "/x"),
+        ]);
+        let l = init_location(None, &sel(None, Some("w")), &r, &none).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/r/w"));
+        let u = MapEnv::of(&[("HOME", "/h"), ("RETALK_USER", "bob")]);
+        let l = init_location(None, &sel(None, None), &u, &none).unwrap();
+        assert_eq!(l.dir, PathBuf::from("/h/.retalk/bob"));
         // DIR wins over -u; two different directories are a usage error.
-        let l = init_location(Some(Path::new("./a")), &sel(None, Some("w")), &env).unwrap();
+        let l = init_location(Some(Path::new("./a")), &sel(None, Some("w")), &env, &none).unwrap();
         assert_eq!(l.dir, PathBuf::from("./a"));
-        assert!(init_location(Some(Path::new("./a")), &sel(Some("./b"), None), &env).is_err());
-        assert!(init_location(Some(Path::new("./a")), &sel(Some("./a"), None), &env).is_ok());
+        assert!(
+            init_location(Some(Path::new("./a")), &sel(Some("./b"), None), &env, &none).is_err()
+        );
+        assert!(
+            init_location(Some(Path::new("./a")), &sel(Some("./a"), None), &env, &none).is_ok()
+        );
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! First match wins:
 //!
-//! 1. `--passphrase-file PATH`: the first line of that file (trailing
-//!    newline removed), so the secret stays out of argv and the environment;
+//! 0. `-p/--passphrase SECRET` (0.3.x; visible to other local users in the
+//!    process list: prefer a file), or `--no-passphrase`;
+//! 1. `--passphrase-file PATH` (alias `--passphrase-path`), else
+//!    `RETALK_PASSPHRASE_FILE`: the first line of that file (line break
+//!    removed), so the secret stays out of argv and the environment;
 //! 2. `PICKLE_SECRET` (the reference's name);
 //! 3. `RETALK_PASSPHRASE`;
 //! 4. a prompt on the terminal, without echo, when there is a terminal;
@@ -27,6 +30,10 @@ pub enum Origin {
     RetalkPassphrase,
     /// Typed at the prompt.
     Prompt,
+    /// `-p/--passphrase` on the command line.
+    Inline,
+    /// `--no-passphrase`.
+    Disabled,
 }
 
 /// A passphrase. Its `Debug` output hides the value.
@@ -83,8 +90,9 @@ impl Prompter for TerminalPrompter {
     }
 }
 
-/// Reads the passphrase from a file: the whole file minus trailing line
-/// breaks (like `$(cat FILE)`). Missing, unreadable and empty files are
+/// Reads the passphrase from a file: its first line, without the line
+/// break. (0.3.0 uses the whole file minus trailing line breaks; the two
+/// agree on every one-line file.) Missing, unreadable and empty files are
 /// errors, never a silent fall-through to another source. Warns on stderr
 /// when the file is readable by group or others.
 pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliError> {
@@ -103,7 +111,9 @@ pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliE
         CliError::usage(format!("the passphrase file {shown} is not UTF-8 text"))
             .hint("write the passphrase as plain text on the first line")
     })?;
-    let secret = text.trim_end_matches(['\n', '\r']);
+    // The first line, as the help says: a trailing comment or second line
+    // (an editor's, a note) never becomes part of the secret.
+    let secret = text.split('\n').next().unwrap_or("").trim_end_matches('\r');
     if secret.is_empty() {
         return Err(
             CliError::usage(format!("the passphrase file {shown} is empty"))
@@ -119,7 +129,7 @@ pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliE
                 warn(&format!(
                     "warning: the passphrase file {shown} is readable by other users \
                      (mode {mode:o}); fix with: chmod 600 {}",
-                    crate::identity::shell_word(path)
+                    crate::select::identity::shell_word(path)
                 ));
             }
         }
@@ -127,6 +137,37 @@ pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliE
     #[cfg(not(unix))]
     let _ = warn;
     Ok(secret.to_string())
+}
+
+/// The passphrase of identities made with `--no-passphrase`: public, the
+/// same as retalk 0.3.0's, so the keys are protected only by the folder's
+/// permissions.
+pub const NO_PASSPHRASE: &str = "\0retalk:disabled-passphrase";
+
+/// Finds the passphrase: `-p` (inline), then `--no-passphrase`, then the
+/// sources of [`obtain`].
+pub fn choose(
+    inline: Option<&str>,
+    none: bool,
+    file: Option<&Path>,
+    env: &dyn Env,
+    purpose: Purpose,
+    prompter: &mut dyn Prompter,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Passphrase, CliError> {
+    if let Some(p) = inline.filter(|p| !p.is_empty()) {
+        return Ok(Passphrase {
+            value: p.to_owned(),
+            origin: Origin::Inline,
+        });
+    }
+    if none {
+        return Ok(Passphrase {
+            value: NO_PASSPHRASE.to_owned(),
+            origin: Origin::Disabled,
+        });
+    }
+    obtain(file, env, purpose, prompter, warn)
 }
 
 /// Finds the passphrase (see the module docs for the order).
@@ -137,7 +178,10 @@ pub fn obtain(
     prompter: &mut dyn Prompter,
     warn: &mut dyn FnMut(&str),
 ) -> Result<Passphrase, CliError> {
-    if let Some(path) = file {
+    let env_file = env
+        .get(env::RETALK_PASSPHRASE_FILE)
+        .map(std::path::PathBuf::from);
+    if let Some(path) = file.or(env_file.as_deref()) {
         return Ok(Passphrase {
             value: read_file(path, warn)?,
             origin: Origin::File,

@@ -23,7 +23,7 @@ pub fn override_url(
     flag: Option<&str>,
     env: &dyn Env,
 ) -> Result<Option<(String, Origin)>, CliError> {
-    let found = match flag {
+    let found = match flag.filter(|f| !f.is_empty()) {
         Some(f) => Some((f.to_string(), Origin::Flag)),
         None => env
             .get(env::SERVER_URL)

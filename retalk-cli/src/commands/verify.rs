@@ -1,0 +1,68 @@
+//! `retalk verify PEER`: check a contact's keys against its id and record
+//! them.
+
+use super::Ctx;
+use crate::error::CliError;
+use crate::output;
+
+/// `retalk verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A saved contact (name or id)
+    #[arg(value_name = "PEER")]
+    pub peer: String,
+
+    /// The contact's identity key, checked by hand instead of asking the relay
+    #[arg(long, value_name = "KEY", requires = "signing_key")]
+    pub identity_key: Option<String>,
+
+    /// The contact's signing key (with --identity-key)
+    #[arg(long, value_name = "KEY", requires = "identity_key")]
+    pub signing_key: Option<String>,
+}
+
+/// The `--help` text after the options.
+pub const HELP: &str = concat!(
+    "\
+The contact's user id is the hash of its two public keys. verify fetches the
+keys from the relay (or takes them from --identity-key/--signing-key), checks
+that they hash to the id, refuses with PIN MISMATCH if not, and records them:
+every later key set the relay serves for the contact must match.
+
+Examples:
+  retalk verify bob
+  retalk verify bob --identity-key IK --signing-key SK
+
+",
+    crate::common_help!()
+);
+
+/// Runs `retalk verify`.
+pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    let opened = ctx.open(true).await?;
+    let me = &opened.identity;
+    let c = me.contact(&args.peer)?.ok_or_else(|| {
+        CliError::refusal(format!(
+            "no saved contact '{}'",
+            output::one_line(&args.peer)
+        ))
+        .hint("add it first with `retalk add ID --peer NAME`")
+    })?;
+    let id = c.id.to_string();
+    let source = match (&args.identity_key, &args.signing_key) {
+        (Some(ik), Some(sk)) => {
+            me.verify_keys(&id, ik, sk)?;
+            "the keys given"
+        }
+        _ => {
+            opened.need_relay()?;
+            me.verify_from_relay(&id).await?;
+            "the relay"
+        }
+    };
+    output::note(&format!(
+        "verified {} ({id}): the keys from {source} match its id and are recorded",
+        output::one_line(&c.name)
+    ));
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The 0.3 command line: the agent-talk command lines end to end between two
+//! of our identities on our relay, and the defects of issue 9, each against
+//! a real relay, real store and real crypto.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use support::*;
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// `retalk ARGS` in the sandbox with RETALK_HOME=home/.retalk and the
+/// passphrase in a file given with --passphrase-path (agent-talk's way).
+fn r03(s: &Sandbox, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+    let pw = s.root.path().join("pw");
+    if !pw.exists() {
+        std::fs::write(&pw, "agent-pass\nsecond line is not part of it\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let mut c: Command = s.cmd(args);
+    c.env("RETALK_HOME", s.home().join(".retalk"))
+        .arg("--passphrase-path")
+        .arg(&pw);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    Run::of(c.output().unwrap())
+}
+
+fn init03(s: &Sandbox, relay: &str, user: &str) -> String {
+    let r = r03(
+        s,
+        &["init", "-u", user, "--relay", relay, "--display-name", user],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("registered"), "{}", r.stderr);
+    r.stdout.trim().to_string()
+}
+
+#[test]
+fn agent_talk_command_lines_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let s = Sandbox::new();
+    let url = relay.url();
+    let alice = init03(&s, &url, "alice");
+    let bob = init03(&s, &url, "bob");
+    assert!(s.home().join(".retalk/alice/retalk.db").is_file());
+
+    let sync = json(r03(&s, &["sync", "-u", "alice"], &[]).ok().trim());
+    for k in [
+        "unclaimed",
+        "republished",
+        "replenished",
+        "fallback_rotated",
+        "resent",
+    ] {
+        assert!(sync.get(k).is_some(), "sync lacks {k}: {sync}");
+    }
+    let card = json(r03(&s, &["id", "--json", "-u", "bob"], &[]).ok().trim());
+    assert_eq!(card["fingerprint"], bob.as_str());
+    assert_eq!(card["verified"], true);
+    assert_eq!(card["relay"], url.as_str());
+    let human = r03(&s, &["id", "--card", "-u", "bob"], &[]).ok();
+    assert!(human.contains(&format!("Fingerprint:  {bob}")), "{human}");
+
+    let r = r03(
+        &s,
+        &["add", &bob, "--peer", "bob", "--verify", "-u", "alice"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r03(&s, &["add", &alice, "--peer", "alice", "-u", "bob"], &[]).ok();
+    let contacts = r03(&s, &["contacts", "--json", "-u", "alice"], &[]).ok();
+    let c = json(contacts.trim());
+    assert_eq!(
+        (c["name"].as_str(), c["fingerprint"].as_str()),
+        (Some("bob"), Some(bob.as_str()))
+    );
+    assert_eq!(c["verified"], true);
+
+    let receipt = r03(
+        &s,
+        &[
+            "send",
+            "--peer",
+            "bob",
+            "hello from alice",
+            "--save",
+            "-u",
+            "alice",
+        ],
+        &[],
+    )
+    .ok();
+    let rc = json(receipt.trim());
+    assert_eq!(rc["to"], bob.as_str());
+    let sent_id = rc["id"].as_str().unwrap().to_string();
+
+    let got = r03(
+        &s,
+        &["receive", "--peer", &alice, "--quiet", "-u", "bob"],
+        &[("RETALK_SAVE_MESSAGE", "1")],
+    );
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert!(!got.stderr.contains("using"), "--quiet: {}", got.stderr);
+    let m = json(got.stdout.lines().next().expect("one message"));
+    assert_eq!(
+        (
+            m["id"].as_str(),
+            m["from"].as_str(),
+            m["name"].as_str(),
+            m["text"].as_str()
+        ),
+        (
+            Some(sent_id.as_str()),
+            Some(alice.as_str()),
+            Some("alice"),
+            Some("hello from alice")
+        )
+    );
+    // Nothing more: zero lines when nothing arrived.
+    assert_eq!(r03(&s, &["receive", "--all", "-u", "bob"], &[]).ok(), "");
+
+    let h = r03(&s, &["history", "--peer", "alice", "-u", "bob"], &[]).ok();
+    let h = json(h.trim());
+    assert_eq!(
+        (h["direction"].as_str(), h["text"].as_str()),
+        (Some("in"), Some("hello from alice"))
+    );
+    let h = r03(&s, &["history", "--peer", "bob", "-u", "alice"], &[]).ok();
+    assert_eq!(json(h.trim())["direction"], "out");
+    // The kept text is sealed, not in the clear.
+    let db = std::fs::read(s.home().join(".retalk/bob/retalk.db")).unwrap();
+    assert!(!db.windows(16).any(|w| w == b"hello from alice"));
+
+    // verify from the relay; block refuses the sender's mail unread.
+    assert_eq!(r03(&s, &["verify", "alice", "-u", "bob"], &[]).code, 0);
+    r03(&s, &["block", "alice", "-u", "bob"], &[]).ok();
+    let l = r03(&s, &["block", "--list", "--json", "-u", "bob"], &[]).ok();
+    assert_eq!(json(l.trim())["fingerprint"], alice.as_str());
+    r03(
+        &s,
+        &["send", "--peer", "bob", "blocked?", "-u", "alice"],
+        &[],
+    )
+    .ok();
+    assert_eq!(r03(&s, &["receive", "--all", "-u", "bob"], &[]).ok(), "");
+    r03(&s, &["block", "--remove", "alice", "-u", "bob"], &[]).ok();
+}
+
+#[test]
+fn defects_found_by_a_new_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let s = Sandbox::new();
+    let url = relay.url();
+    let alice = init03(&s, &url, "alice");
+    let bob = init03(&s, &url, "bob");
+    r03(&s, &["add", &bob, "--peer", "bob", "-u", "alice"], &[]).ok();
+
+    // Sending to one's own id is refused clearly, nothing "succeeds".
+    let r = r03(&s, &["send", "--peer", &alice, "note", "-u", "alice"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("own user id"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // Empty messages are refused.
+    let r = r03(&s, &["send", "--peer", "bob", "  ", "-u", "alice"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("empty"), "{}", r.stderr);
+    // A 31-character id is called a mistyped id, not a name.
+    let r = r03(
+        &s,
+        &["send", "--peer", &bob[..31], "hi", "-u", "alice"],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("has 31 characters; a user id has 32"),
+        "{}",
+        r.stderr
+    );
+    // add does not silently re-point a name.
+    let other = "fedcba9876543210fedcba9876543210";
+    let r = r03(&s, &["add", other, "--peer", "bob", "-u", "alice"], &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    let c = r03(
+        &s,
+        &["contacts", "--show", "bob", "--json", "-u", "alice"],
+        &[],
+    )
+    .ok();
+    assert_eq!(json(c.trim())["fingerprint"], bob.as_str());
+    // A permanent relay refusal exits 3, says what to do, names no tool.
+    let stranger = "0123456789abcdef0123456789abcdef";
+    let r = r03(&s, &["send", "--peer", stranger, "hi", "-u", "alice"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("has not published keys"), "{}", r.stderr);
+    for tool in ["claim_key", "count_keys", "get_keys", "send_message"] {
+        assert!(!r.stderr.contains(tool), "{}", r.stderr);
+    }
+    // config --relay changes the saved relay.
+    let cfg = r03(
+        &s,
+        &["config", "-u", "alice", "--relay", "http://127.0.0.1:9"],
+        &[],
+    )
+    .ok();
+    assert_eq!(json(cfg.trim())["relay"], "http://127.0.0.1:9");
+    let r = r03(&s, &["sync", "-u", "alice"], &[]);
+    assert_eq!(
+        r.code, 1,
+        "the saved relay is now the unreachable one: {}",
+        r.stderr
+    );
+    r03(&s, &["config", "-u", "alice", "--relay", &url], &[]).ok();
+    // --passphrase-path: the first line only (the file has two).
+    assert_eq!(r03(&s, &["id", "-u", "alice"], &[]).ok().trim(), alice);
+    // A store folder that already existed with mode 0755 ends up 0700.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let d = s.work().join("pre");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        r03(&s, &["init", "--dir", "./pre", "--no-register"], &[]).ok();
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}
+
+/// `retalk receive | head -1` with three messages waiting prints one and
+/// keeps the other two for the next receive.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let s = Sandbox::new();
+    let url = relay.url();
+    let alice = init03(&s, &url, "alice");
+    let bob = init03(&s, &url, "bob");
+    r03(&s, &["add", &bob, "--peer", "bob", "-u", "alice"], &[]).ok();
+    for t in ["one", "two", "three"] {
+        r03(&s, &["send", "--peer", "bob", t, "-u", "alice"], &[]).ok();
+    }
+    let pw = s.root.path().join("pw");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} receive --all -u bob --passphrase-path {} | head -1",
+            retalk_bin().display(),
+            pw.display()
+        ))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", s.home())
+        .env("RETALK_HOME", s.home().join(".retalk"))
+        .output()
+        .unwrap();
+    let first = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(first.lines().count(), 1, "{first}");
+    let rest = r03(&s, &["receive", "--peer", &alice, "-u", "bob"], &[]).ok();
+    let mut texts: Vec<String> = first
+        .lines()
+        .chain(rest.lines())
+        .map(|l| json(l)["text"].as_str().unwrap().to_string())
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        ["one", "three", "two"],
+        "nothing lost, nothing twice"
+    );
+}
+
+#[test]
+fn completions_and_man() {
+    let s = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let r = Run::of(s.cmd(&["completions", shell]).output().unwrap());
+        assert_eq!(r.code, 0);
+        assert!(r.stdout.contains("receive"), "{shell}");
+    }
+    let r = Run::of(s.cmd(&["man"]).output().unwrap());
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH"),
+        "{}",
+        &r.stdout[..80.min(r.stdout.len())]
+    );
+    for sub in [
+        "sync", "register", "contacts", "verify", "block", "history", "config",
+    ] {
+        let r = Run::of(s.cmd(&[sub, "--help"]).output().unwrap());
+        assert_eq!(r.code, 0);
+        assert!(
+            r.stdout.contains("Examples:"),
+            "{sub} --help lacks examples"
+        );
+    }
+}

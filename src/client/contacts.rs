@@ -1,0 +1,193 @@
+//! `user.contacts()`: saved peers as 0.3.x calls them, with verified keys.
+//!
+//! A contact is a local name for a user id. `verify` checks a contact's two
+//! public keys against its id (from the relay, or given by hand) and records
+//! them: the identity key becomes the contact's pin, so every later key set
+//! the relay serves for that id must match.
+
+use crate::proto::tools::GetKeys;
+use crate::proto::{fingerprint, IdentityKey, UserId};
+use crate::store::PeerRow;
+
+use super::{ClientError, User};
+
+/// A saved contact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Contact {
+    /// The local name.
+    pub name: String,
+    /// The contact's user id.
+    pub id: UserId,
+    /// The verified (or pinned) Curve25519 identity key, base64.
+    pub identity_key: Option<String>,
+    /// The verified Ed25519 signing key, base64.
+    pub signing_key: Option<String>,
+}
+
+impl Contact {
+    /// Both keys were checked against the id.
+    pub fn verified(&self) -> bool {
+        self.identity_key.is_some() && self.signing_key.is_some()
+    }
+}
+
+/// How [`Contacts::add`] treats a name already in use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddOptions {
+    /// Re-point a name that already stands for another id.
+    pub replace: bool,
+}
+
+/// What [`Contacts::add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// A new name.
+    New,
+    /// The name already meant this id: nothing changed.
+    Unchanged,
+    /// The name meant another id and was re-pointed (`replace`).
+    Replaced,
+}
+
+/// The contacts of one identity; see [`User::contacts`].
+pub struct Contacts<'u> {
+    pub(super) user: &'u User,
+}
+
+impl User {
+    /// This identity's saved contacts.
+    pub fn contacts(&self) -> Contacts<'_> {
+        Contacts { user: self }
+    }
+}
+
+fn to_contact(r: PeerRow) -> Option<Contact> {
+    Some(Contact {
+        id: UserId::parse(&r.id, "peer").ok()?,
+        name: r.name,
+        identity_key: r.pin,
+        signing_key: r.signing_key,
+    })
+}
+
+impl Contacts<'_> {
+    /// Saves `name` for `id`. A name that already stands for another id is
+    /// refused ([`ClientError::NameTaken`]) unless `opts.replace`.
+    pub fn add(&self, name: &str, id: &UserId, opts: AddOptions) -> Result<Added, ClientError> {
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(ClientError::InvalidArgument(
+                "a contact name must be non-empty and printable".into(),
+            ));
+        }
+        self.user.store.tx(|t| {
+            let outcome = match t.peer_by_name(name)? {
+                Some(old) if old.id == id.as_str() => return Ok(Added::Unchanged),
+                Some(old) if !opts.replace => {
+                    return Err(ClientError::NameTaken {
+                        name: name.to_owned(),
+                        id: UserId::parse(&old.id, "peer").unwrap_or_else(|_| id.clone()),
+                    })
+                }
+                Some(_) => Added::Replaced,
+                None => Added::New,
+            };
+            // Keys already verified for this id (under another name) carry over.
+            let known = t
+                .peers_for_id(id.as_str())?
+                .into_iter()
+                .find(|p| p.pin.is_some());
+            t.peer_upsert(&PeerRow {
+                name: name.to_owned(),
+                id: id.as_str().to_owned(),
+                pin: known.as_ref().and_then(|k| k.pin.clone()),
+                signing_key: known.and_then(|k| k.signing_key),
+            })?;
+            Ok(outcome)
+        })
+    }
+
+    /// Every contact, sorted by name. Read-only.
+    pub fn list(&self) -> Result<Vec<Contact>, ClientError> {
+        let rows = self.user.store.tx(|t| t.peers())?;
+        Ok(rows.into_iter().filter_map(to_contact).collect())
+    }
+
+    /// The contact named `name_or_id`, or the first saved for that id.
+    pub fn get(&self, name_or_id: &str) -> Result<Option<Contact>, ClientError> {
+        let by_name = self.user.store.tx(|t| t.peer_by_name(name_or_id))?;
+        if let Some(r) = by_name {
+            return Ok(to_contact(r));
+        }
+        let id = name_or_id.trim().to_ascii_lowercase();
+        let rows = self.user.store.tx(|t| t.peers_for_id(&id))?;
+        Ok(rows.into_iter().filter_map(to_contact).next())
+    }
+
+    /// Forgets a contact by name, or every name saved for an id. Returns the
+    /// names removed (none: nothing matched).
+    pub fn remove(&self, name_or_id: &str) -> Result<Vec<String>, ClientError> {
+        self.user.store.tx(|t| {
+            if t.peer_delete(name_or_id)? {
+                return Ok(vec![name_or_id.to_owned()]);
+            }
+            let id = name_or_id.trim().to_ascii_lowercase();
+            let names: Vec<String> = t.peers_for_id(&id)?.into_iter().map(|p| p.name).collect();
+            for n in &names {
+                t.peer_delete(n)?;
+            }
+            Ok(names)
+        })
+    }
+
+    /// Checks `identity_key` and `signing_key` against `id` (they must hash
+    /// to it) and records them for every name saved for `id`. Refuses with
+    /// [`ClientError::PinMismatch`] keys that do not hash to the id or
+    /// contradict a session already established.
+    pub fn verify_keys(
+        &self,
+        id: &UserId,
+        identity_key: &str,
+        signing_key: &str,
+    ) -> Result<(), ClientError> {
+        IdentityKey::parse(identity_key, "identity key").map_err(|_| {
+            ClientError::InvalidArgument(
+                "the identity key is not a Curve25519 key in base64".into(),
+            )
+        })?;
+        let got = fingerprint(identity_key, signing_key);
+        if got != id.as_str() {
+            return Err(ClientError::PinMismatch {
+                peer: id.clone(),
+                detail: format!("the keys hash to {got}, not to this id"),
+            });
+        }
+        self.user.store.tx(|t| {
+            if t.session_keys(id.as_str())?
+                .iter()
+                .any(|k| k != identity_key)
+            {
+                return Err(ClientError::PinMismatch {
+                    peer: id.clone(),
+                    detail: "the keys differ from those of the session already established".into(),
+                });
+            }
+            if t.peer_set_keys(id.as_str(), identity_key, signing_key)? == 0 {
+                return Err(ClientError::UnknownPeer(id.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Fetches `id`'s keys from the relay, checks them against the id and
+    /// records them (see [`verify_keys`](Self::verify_keys)). Returns the
+    /// two keys.
+    pub async fn verify_from_relay(&self, id: &UserId) -> Result<(String, String), ClientError> {
+        self.user.relay()?;
+        let keys = self
+            .user
+            .call(self.user.signer(), &GetKeys { peer: id.clone() })
+            .await?;
+        self.verify_keys(id, &keys.identity_key, &keys.signing_key)?;
+        Ok((keys.identity_key, keys.signing_key))
+    }
+}

@@ -1,0 +1,116 @@
+//! `user.history()`: messages kept on request (`send --save`,
+//! `receive --save`), sealed at rest with the store key, which is derived
+//! from the passphrase by Argon2id with a per-store salt (retalk 0.3.0 seals
+//! them with an unsalted SHA-256 of the passphrase).
+
+use crate::proto::UserId;
+use crate::store::HistoryRow;
+
+use super::{ClientError, Message, User};
+
+/// Which way a kept message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received.
+    In,
+    /// Sent.
+    Out,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// A kept message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryEntry {
+    /// The message id.
+    pub id: String,
+    /// The other party: the sender of a received message, the recipient of
+    /// a sent one.
+    pub peer: UserId,
+    /// Received or sent.
+    pub direction: Direction,
+    /// The name shown for the sender when it was kept.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// When it was kept, seconds since the epoch.
+    pub ts: f64,
+}
+
+/// The kept messages of one identity; see [`User::history`].
+pub struct History<'u> {
+    user: &'u User,
+}
+
+impl User {
+    /// This identity's kept messages.
+    pub fn history(&self) -> History<'_> {
+        History { user: self }
+    }
+}
+
+impl History<'_> {
+    /// Keeps a received message.
+    pub fn keep_received(&self, m: &Message) -> Result<(), ClientError> {
+        self.keep(&m.from, &m.id, Direction::In, &m.name, &m.text)
+    }
+
+    /// Keeps a sent message.
+    pub fn keep_sent(&self, to: &UserId, id: &str, text: &str) -> Result<(), ClientError> {
+        let name = self.user.name().to_owned();
+        self.keep(to, id, Direction::Out, &name, text)
+    }
+
+    fn keep(
+        &self,
+        peer: &UserId,
+        id: &str,
+        direction: Direction,
+        name: &str,
+        text: &str,
+    ) -> Result<(), ClientError> {
+        let row = HistoryRow {
+            msg_id: id.to_owned(),
+            peer: peer.as_str().to_owned(),
+            direction: direction.as_str().to_owned(),
+            name: name.to_owned(),
+            text: text.to_owned(),
+            ts: 0.0,
+        };
+        Ok(self.user.store.tx(|t| t.history_insert(&row))?)
+    }
+
+    /// Kept messages in the order they were kept; only those with `peer`
+    /// when given.
+    pub fn list(&self, peer: Option<&UserId>) -> Result<Vec<HistoryEntry>, ClientError> {
+        let rows = self
+            .user
+            .store
+            .tx(|t| t.history(peer.map(UserId::as_str)))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(HistoryEntry {
+                    peer: UserId::parse(&r.peer, "peer").ok()?,
+                    direction: if r.direction == "out" {
+                        Direction::Out
+                    } else {
+                        Direction::In
+                    },
+                    id: r.msg_id,
+                    name: r.name,
+                    text: r.text,
+                    ts: r.ts,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,85 @@
+//! The `history` table: messages kept for `retalk history` when the user
+//! asks (`--save`), text and names sealed with the store key (derived from
+//! the passphrase by Argon2id), never stored in the clear.
+
+use rusqlite::params;
+
+use super::{now, StoreError, Tx};
+
+const HISTORY_PURPOSE: &str = "history-message";
+
+/// One kept message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    /// The message id.
+    pub msg_id: String,
+    /// The other party (sender of an incoming, recipient of an outgoing).
+    pub peer: String,
+    /// `"in"` or `"out"`.
+    pub direction: String,
+    /// The sender's name as shown when it was kept.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// When it was kept, seconds since the epoch.
+    pub ts: f64,
+}
+
+impl Tx<'_> {
+    /// Keeps a message (once per peer, id and direction).
+    pub fn history_insert(&self, row: &HistoryRow) -> Result<(), StoreError> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({"name": row.name, "text": row.text}))
+                .expect("JSON values always serialize"),
+        );
+        let sealed = self.keys.seal(HISTORY_PURPOSE, &plain);
+        let ts = if row.ts > 0.0 { row.ts } else { now() };
+        self.conn.execute(
+            "INSERT OR IGNORE INTO history(msg_id, peer, direction, sealed, ts) \
+             VALUES(?1, ?2, ?3, ?4, ?5)",
+            params![row.msg_id, row.peer, row.direction, sealed, ts],
+        )?;
+        Ok(())
+    }
+
+    /// Kept messages in the order they were kept, only with `peer` if given.
+    /// Read-only. A row that does not open (damaged file) is skipped.
+    pub fn history(&self, peer: Option<&str>) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT msg_id, peer, direction, sealed, ts FROM history \
+             WHERE ?1 IS NULL OR peer=?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([peer], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (msg_id, peer, direction, sealed, ts) in rows {
+            let Some(v) = self
+                .keys
+                .open(HISTORY_PURPOSE, &sealed)
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            else {
+                tracing::warn!(peer, "skipping a kept message that does not decrypt");
+                continue;
+            };
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+            out.push(HistoryRow {
+                msg_id,
+                peer,
+                direction,
+                name: field("name"),
+                text: field("text"),
+                ts,
+            });
+        }
+        Ok(out)
+    }
+}

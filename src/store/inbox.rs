@@ -1,0 +1,180 @@
+//! The `inbox`, `delivered` and `problems` tables: mail fetched but not yet
+//! decrypted, and outcomes not yet returned to the caller.
+
+use rusqlite::params;
+
+use super::{now, StoreError, Tx};
+
+/// Mail fetched but not yet processed.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    /// Local order.
+    pub seq: i64,
+    /// The sender as the relay named it (not yet validated).
+    pub sender: String,
+    /// Olm message type as the relay gave it.
+    pub mtype: i64,
+    /// Padded base64 ciphertext.
+    pub body: String,
+}
+
+/// A decrypted message not yet returned.
+#[derive(Debug, Clone)]
+pub struct DeliveredRow {
+    /// Sender id.
+    pub peer: String,
+    /// Message id.
+    pub msg_id: String,
+    /// Sender's self-chosen name.
+    pub name: String,
+    /// Message text.
+    pub text: String,
+}
+
+/// Decrypted messages and problems (sender id, reason) not yet returned.
+pub type Outcomes = (Vec<DeliveredRow>, Vec<(String, String)>);
+
+const DELIVERED_PURPOSE: &str = "delivered-message";
+
+impl Tx<'_> {
+    /// Keeps fetched mail until it is processed.
+    pub fn inbox_insert(
+        &self,
+        relay: &str,
+        mail: &crate::proto::tools::Mail,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO inbox(relay, relay_id, ts, sender, mtype, body, fetched) \
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                relay,
+                mail.message_id,
+                mail.ts,
+                mail.from,
+                mail.mtype,
+                mail.body,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Fetched mail in arrival order.
+    pub fn inbox(&self) -> Result<Vec<InboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, sender, mtype, body FROM inbox ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(InboxRow {
+                    seq: r.get(0)?,
+                    sender: r.get(1)?,
+                    mtype: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes processed mail.
+    pub fn inbox_delete(&self, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM inbox WHERE seq=?1", [seq])?;
+        Ok(())
+    }
+
+    /// Keeps a decrypted message until it is returned (at most once per
+    /// sender and id).
+    pub fn delivered_insert(
+        &self,
+        peer: &str,
+        msg_id: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({"name": name, "text": text}))
+                .expect("JSON values always serialize"),
+        );
+        let sealed = self.keys.seal(DELIVERED_PURPOSE, &plain);
+        self.conn.execute(
+            "INSERT OR IGNORE INTO delivered(peer, msg_id, sealed) VALUES(?1, ?2, ?3)",
+            params![peer, msg_id, sealed],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a delivery problem until it is returned.
+    pub fn problem_insert(&self, peer: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO problems(peer, reason) VALUES(?1, ?2)",
+            [peer, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Removes and returns everything waiting to be returned, in order.
+    pub fn take_outcomes(&self) -> Result<Outcomes, StoreError> {
+        let out = self.peek_outcomes(None)?;
+        self.conn.execute_batch("DELETE FROM delivered;")?;
+        Ok(out)
+    }
+
+    /// Returns the decrypted messages waiting to be returned (only `peer`'s
+    /// with `Some`) without removing them, and removes and returns the
+    /// problems. A held message goes only when [`Tx::delivered_delete`] says
+    /// it was shown.
+    pub fn peek_outcomes(&self, peer: Option<&str>) -> Result<Outcomes, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT peer, msg_id, sealed FROM delivered \
+             WHERE ?1 IS NULL OR peer=?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([peer], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut delivered = Vec::with_capacity(rows.len());
+        for (peer, msg_id, sealed) in rows {
+            // A row that does not open (damaged file) must not block every
+            // later receive: it is dropped with a warning.
+            let Some(v) = self
+                .keys
+                .open(DELIVERED_PURPOSE, &sealed)
+                .and_then(|plain| serde_json::from_slice::<serde_json::Value>(&plain).ok())
+            else {
+                tracing::warn!(peer, "dropping a stored message that does not decrypt");
+                self.delivered_delete(&peer, &msg_id)?;
+                continue;
+            };
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+            delivered.push(DeliveredRow {
+                peer,
+                msg_id,
+                name: field("name"),
+                text: field("text"),
+            });
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT peer, reason FROM problems ORDER BY seq")?;
+        let problems = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.conn.execute_batch("DELETE FROM problems;")?;
+        Ok((delivered, problems))
+    }
+
+    /// A held message was shown: forget it.
+    pub fn delivered_delete(&self, peer: &str, msg_id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM delivered WHERE peer=?1 AND msg_id=?2",
+            [peer, msg_id],
+        )?;
+        Ok(())
+    }
+}
