@@ -188,3 +188,64 @@ async fn malformed_http_gets_a_json_error() {
     let good = signed_body(&s, "count_keys", Default::default(), &r.url());
     assert_eq!(post_raw(&r.http, &r.addr(), good).await.0, 200);
 }
+
+/// 0.3.0's `test_leave_with_relay_down_still_protects` stops the relay
+/// with SIGTERM, waits for it to exit, and expects a client's sends to
+/// fail. Whatever the relay was doing (here: a waiting reader and an idle
+/// keep-alive connection open), once the process has exited nothing may
+/// answer on its port.
+#[tokio::test]
+async fn after_sigterm_and_exit_nothing_answers() {
+    use std::path::Path;
+    let dir = tempfile::tempdir().unwrap();
+    let aud = "http://relay.test";
+    let cmd = relay_command(
+        Path::new(env!("CARGO_BIN_EXE_retalk-server")),
+        dir.path(),
+        &["--port", "0", "--audience", aud],
+        &[],
+    );
+    let mut p = RelayProcess::launch(cmd, dir.path().join("server.db"))
+        .unwrap_or_else(|e| panic!("retalk-server did not start: {e}"));
+    let hostport = p.addr.trim_start_matches("http://").to_owned();
+    let s = KeyPairSigner::random();
+    let http = client();
+    let body = retalk_proto::build_request(
+        &retalk_proto::tools::ReadMessages {
+            wait: Some(30),
+            ..Default::default()
+        },
+        &s,
+        aud,
+        retalk_proto::Dialect::Both,
+        now(),
+    )
+    .unwrap();
+    let (h, a) = (http.clone(), p.addr.clone());
+    let reader = tokio::spawn(async move { post_raw(&h, &a, body).await });
+    let _idle = tokio::net::TcpStream::connect(&hostport).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    p.signal(libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || p.wait_exit())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let _ = tokio::time::timeout(PATIENCE, reader).await;
+    // Exited: the port refuses, and a signed send fails rather than being
+    // "delivered".
+    assert!(tokio::net::TcpStream::connect(&hostport).await.is_err());
+    let send = retalk_proto::build_request(
+        &retalk_proto::tools::CountKeys,
+        &s,
+        aud,
+        retalk_proto::Dialect::Both,
+        now(),
+    )
+    .unwrap();
+    assert!(http
+        .post(format!("http://{hostport}"))
+        .body(send)
+        .send()
+        .await
+        .is_err());
+}
