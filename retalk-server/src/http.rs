@@ -128,8 +128,11 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             r
         }
     };
-    metrics::counter!("retalk_http_responses_total", "status" => resp.status().as_str().to_owned())
-        .increment(1);
+    metrics::counter!(
+        "retalk_http_responses_total",
+        "status" => crate::metrics::status_label(resp.status().as_u16())
+    )
+    .increment(1);
     if app.log_requests || tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
         tracing::info!(
             target: ACCESS_LOG_TARGET,

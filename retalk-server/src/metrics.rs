@@ -39,6 +39,24 @@ use tokio::net::TcpListener;
 
 use crate::waiters::{Shutdown, Waiters};
 
+/// A status code as a metrics label without allocating.
+pub fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        414 => "414",
+        429 => "429",
+        431 => "431",
+        503 => "503",
+        _ => "other",
+    }
+}
+
 /// Whether the last storage work succeeded (commits and syncs set it).
 #[derive(Debug)]
 pub struct Health {
@@ -147,7 +165,7 @@ fn mailbox_totals(db: &std::path::Path) -> rusqlite::Result<(i64, i64)> {
     )?;
     conn.busy_timeout(Duration::from_secs(2))?;
     conn.query_row(
-        "SELECT ifnull(SUM(count), 0), ifnull(SUM(bytes), 0) FROM retalk_mailboxes",
+        "SELECT ifnull(SUM(count), 0), ifnull(SUM(bytes), 0) FROM retalk_mailbox_totals",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )

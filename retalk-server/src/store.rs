@@ -91,11 +91,20 @@ CREATE TABLE IF NOT EXISTS retalk_mailboxes(
     bytes INTEGER NOT NULL,
     PRIMARY KEY(recipient, sender)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retalk_mailbox_totals(
+    recipient TEXT NOT NULL PRIMARY KEY,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_in AFTER INSERT ON messages BEGIN
     INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
     VALUES(ifnull(NEW.recipient, ''), ifnull(NEW.sender, ''), 1,
            ifnull(length(CAST(NEW.body AS BLOB)), 0))
     ON CONFLICT(recipient, sender) DO UPDATE SET
+        count = count + 1, bytes = bytes + excluded.bytes;
+    INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
+    VALUES(ifnull(NEW.recipient, ''), 1, ifnull(length(CAST(NEW.body AS BLOB)), 0))
+    ON CONFLICT(recipient) DO UPDATE SET
         count = count + 1, bytes = bytes + excluded.bytes;
 END;
 CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_out AFTER DELETE ON messages BEGIN
@@ -105,6 +114,11 @@ CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_out AFTER DELETE ON messages BEGIN
     DELETE FROM retalk_mailboxes
         WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '')
           AND count <= 0;
+    UPDATE retalk_mailbox_totals
+        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
+        WHERE recipient = ifnull(OLD.recipient, '');
+    DELETE FROM retalk_mailbox_totals
+        WHERE recipient = ifnull(OLD.recipient, '') AND count <= 0;
 END;
 ";
 
@@ -118,6 +132,9 @@ INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
     SELECT ifnull(recipient, ''), ifnull(sender, ''), COUNT(*),
            ifnull(SUM(length(CAST(body AS BLOB))), 0)
     FROM messages GROUP BY 1, 2;
+DELETE FROM retalk_mailbox_totals;
+INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
+    SELECT recipient, SUM(count), SUM(bytes) FROM retalk_mailboxes GROUP BY 1;
 ";
 
 /// `PRAGMA user_version` once this relay's indexes exist. Later migrations
@@ -509,15 +526,22 @@ pub fn send_message(
         });
     }
     if caps.messages > 0 || caps.per_sender > 0 || caps.bytes > 0 {
-        let (waiting, bytes, from_sender): (u64, u64, u64) = conn
-            .prepare_cached(
-                "SELECT ifnull(SUM(count), 0), ifnull(SUM(bytes), 0), \
-                 ifnull(SUM(CASE WHEN sender = ?2 THEN count END), 0) \
-                 FROM retalk_mailboxes WHERE recipient = ?1",
+        // Two primary-key lookups, whatever the number of senders.
+        let (waiting, bytes): (u64, u64) = conn
+            .prepare_cached("SELECT count, bytes FROM retalk_mailbox_totals WHERE recipient = ?1")?
+            .query_row([req.to.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0));
+        let from_sender: u64 = if caps.per_sender > 0 {
+            conn.prepare_cached(
+                "SELECT count FROM retalk_mailboxes WHERE recipient = ?1 AND sender = ?2",
             )?
-            .query_row([req.to.as_str(), sender.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+            .query_row([req.to.as_str(), sender.as_str()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0)
+        } else {
+            0
+        };
         let full = |text: String| -> OpResult<SendOutcome> {
             Err(WireError::LimitExceeded(format!("{text}; resend later from your outbox")).into())
         };

@@ -428,7 +428,7 @@ impl Writer {
                 metrics::counter!(
                     "retalk_requests_total",
                     "tool" => job.op.tool(),
-                    "status" => status.to_string()
+                    "status" => crate::metrics::status_label(status)
                 )
                 .increment(1);
                 if matches!(
