@@ -125,9 +125,10 @@ pub struct Args {
     /// with 0.0.0.0 shown as 127.0.0.1]
     #[arg(long, value_name = "URL[,URL...]")]
     pub audience: Option<String>,
-    /// SQLite database file, created if missing; a reference relay's file
-    /// opens as is [default: server.db]
-    #[arg(long, value_name = "PATH")]
+    /// SQLite database file, created if missing (a reference relay's file
+    /// opens as is), or a PostgreSQL URL (postgres://user@host:port/db,
+    /// shared by any number of relays) [default: server.db]
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// Largest request body in bytes; larger ones get HTTP 413 unread
     /// [default: 1048576]
@@ -275,7 +276,14 @@ impl Args {
             Some(p) => p,
             None => lookup(env, &["RETALK_SERVER_DB", "SERVER_DB"])
                 .map(|(_, v)| PathBuf::from(v))
-                .unwrap_or(d.db),
+                .unwrap_or_else(|| d.db.clone()),
+        };
+        let (db, postgres) = match db.to_str() {
+            Some(url) if crate::storage::postgres::is_url(url) => {
+                crate::storage::postgres::parse_url(url).map_err(|e| format!("--db: {e}"))?;
+                (d.db.clone(), Some(url.to_owned()))
+            }
+            _ => (db, None),
         };
         let max_body = match self.max_body {
             Some(n) => n,
@@ -398,6 +406,7 @@ impl Args {
             port,
             audiences,
             db,
+            postgres,
             max_body,
             log_requests,
             max_otks_per_user,

@@ -65,6 +65,9 @@ pub struct Config {
     pub audiences: Vec<String>,
     /// The SQLite database file (created if missing).
     pub db: PathBuf,
+    /// A PostgreSQL database (`postgres://user@host:port/db`) to use instead
+    /// of the SQLite file `db`; several relays may share one.
+    pub postgres: Option<String>,
     /// Largest accepted request body in bytes; larger ones get HTTP 413
     /// without being read.
     pub max_body: usize,
@@ -138,6 +141,7 @@ impl Default for Config {
             port: DEFAULT_PORT,
             audiences: Vec::new(),
             db: PathBuf::from("server.db"),
+            postgres: None,
             max_body: DEFAULT_MAX_BODY,
             log_requests: false,
             max_otks_per_user: DEFAULT_MAX_OTKS_PER_USER,

@@ -19,9 +19,10 @@ use retalk_proto::tools::Mail;
 use retalk_proto::WireError;
 use tokio::sync::oneshot;
 
+use crate::storage::Storage;
 use crate::verify::{VerifierHandle, VerifyJob};
 use crate::waiters::{Shutdown, Waiters};
-use crate::writer::{unavailable, Op, Outcome, WaitPlan, WriterHandle};
+use crate::writer::{unavailable, Op, Outcome, WaitPlan};
 
 /// Target of the per-request log lines (see [`crate::Config::log_requests`]).
 pub const ACCESS_LOG_TARGET: &str = "retalk_server::access";
@@ -31,7 +32,7 @@ pub struct App {
     /// Parses and authenticates bodies, then forwards them to the writer.
     pub verifier: VerifierHandle,
     /// For the re-checks of waiting reads.
-    pub writer: WriterHandle,
+    pub writer: Storage,
     /// Waiting readers.
     pub waiters: Arc<Waiters>,
     /// Fired when the relay stops.
@@ -295,9 +296,18 @@ async fn wait_for_mail(app: &App, plan: WaitPlan) -> Result<Vec<Mail>, WireError
             tracing::debug!(waiters = app.waiters.count(), "a read is waiting for mail");
             first = false;
         }
+        // Wake-ups from other replicas are hints: look again now and then.
+        let recheck = match app.writer.recheck() {
+            Some(every) => (tokio::time::Instant::now() + every).min(deadline),
+            None => deadline,
+        };
         tokio::select! {
             _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            _ = tokio::time::sleep_until(recheck) => {
+                if recheck >= deadline {
+                    return Ok(Vec::new());
+                }
+            }
             _ = app.shutdown.wait() => return Ok(Vec::new()),
         }
     }

@@ -38,6 +38,7 @@ mod metrics;
 mod nonces;
 mod server;
 mod sig;
+mod storage;
 mod store;
 mod verify;
 mod waiters;
@@ -87,6 +88,9 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The PostgreSQL database could not be reached or brought up to date.
+    #[error("cannot open PostgreSQL database: {0}")]
+    Postgres(#[from] storage::postgres::PgError),
     /// A setting is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -165,35 +169,6 @@ impl Relay {
             return Err(ServerError::Config("an audience is empty".into()));
         }
 
-        let db = config.db.clone();
-        let durability = config.durability;
-        let offset = config.clock_offset_secs;
-        let api_keys = Arc::new(admission::ApiKeys::default());
-        let keys = Arc::clone(&api_keys);
-        let (conn, nonces) = tokio::task::spawn_blocking(move || {
-            let conn = crate::store::open(&db)?;
-            let nonces = nonces::NonceMemory::load(&conn, unix_now(offset))?;
-            keys.load(&conn)?;
-            Ok::<_, rusqlite::Error>((conn, nonces))
-        })
-        .await
-        .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
-        .map_err(|source| ServerError::Database {
-            path: config.db.clone(),
-            source,
-        })?;
-        let wal = match durability {
-            Durability::Full => {
-                Some(
-                    crate::store::wal_file(&conn).map_err(|source| ServerError::Log {
-                        path: config.db.clone(),
-                        source,
-                    })?,
-                )
-            }
-            Durability::Process => None,
-        };
-
         let waiters = Arc::new(Waiters::default());
         let health = Arc::new(metrics::Health::default());
         let shutdown = Arc::new(Shutdown::default());
@@ -209,15 +184,23 @@ impl Relay {
             refused_ttl_secs: config.refused_ttl.as_secs_f64(),
             clock_offset_secs: config.clock_offset_secs,
         };
-        let (writer, writer_thread) = writer::spawn(
-            conn,
-            nonces,
-            limits,
-            Arc::clone(&waiters),
-            wal,
-            Arc::clone(&health),
-        )
-        .map_err(ServerError::Threads)?;
+        let api_keys = Arc::new(admission::ApiKeys::default());
+        let storage = match &config.postgres {
+            Some(url) => {
+                if config.admin_password.is_some() || config.require_api_key {
+                    return Err(ServerError::Config(
+                        "API keys (--admin-password, --require-api-key) are not yet \
+                         available with a PostgreSQL database"
+                            .into(),
+                    ));
+                }
+                storage::Storage::new(
+                    storage::postgres::open(url, limits, Arc::clone(&waiters), Arc::clone(&health))
+                        .await?,
+                )
+            }
+            None => open_sqlite(&config, limits, &waiters, &health, &api_keys).await?,
+        };
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -229,7 +212,7 @@ impl Relay {
                 clock_offset_secs: config.clock_offset_secs,
                 rate: rate.clone(),
             },
-            writer.clone(),
+            storage.clone(),
         )
         .map_err(ServerError::Threads)?;
 
@@ -240,7 +223,7 @@ impl Relay {
         };
         let app = Arc::new(http::App {
             verifier: verifier.clone(),
-            writer: writer.clone(),
+            writer: storage.clone(),
             waiters: Arc::clone(&waiters),
             shutdown: Arc::clone(&shutdown),
             info: Bytes::from(serde_json::to_vec(&info).unwrap_or_default()),
@@ -262,15 +245,14 @@ impl Relay {
         let workers = server::Workers {
             verifier,
             verifier_threads,
-            writer,
-            writer_thread,
+            storage,
         };
         if let Some(listener) = metrics_listener {
             metrics::serve(
                 listener,
                 Arc::clone(&waiters),
                 Arc::clone(&health),
-                config.db.clone(),
+                config.postgres.is_none().then(|| config.db.clone()),
                 Arc::clone(&shutdown),
             );
         }
@@ -336,6 +318,55 @@ impl Relay {
             let _ = task.await;
         }
     }
+}
+
+/// Opens the SQLite file and starts the group-commit writer on it.
+async fn open_sqlite(
+    config: &Config,
+    limits: writer::Limits,
+    waiters: &Arc<Waiters>,
+    health: &Arc<metrics::Health>,
+    api_keys: &Arc<admission::ApiKeys>,
+) -> Result<storage::Storage, ServerError> {
+    let db = config.db.clone();
+    let offset = config.clock_offset_secs;
+    let keys = Arc::clone(api_keys);
+    let (conn, nonces) = tokio::task::spawn_blocking(move || {
+        let conn = crate::store::open(&db)?;
+        let nonces = nonces::NonceMemory::load(&conn, unix_now(offset))?;
+        keys.load(&conn)?;
+        Ok::<_, rusqlite::Error>((conn, nonces))
+    })
+    .await
+    .map_err(|e| ServerError::Config(format!("database open task failed: {e}")))?
+    .map_err(|source| ServerError::Database {
+        path: config.db.clone(),
+        source,
+    })?;
+    let wal = match config.durability {
+        Durability::Full => {
+            Some(
+                crate::store::wal_file(&conn).map_err(|source| ServerError::Log {
+                    path: config.db.clone(),
+                    source,
+                })?,
+            )
+        }
+        Durability::Process => None,
+    };
+    let (writer, writer_thread) = writer::spawn(
+        conn,
+        nonces,
+        limits,
+        Arc::clone(waiters),
+        wal,
+        Arc::clone(health),
+    )
+    .map_err(ServerError::Threads)?;
+    Ok(storage::Storage::new(storage::sqlite::Sqlite::new(
+        writer,
+        writer_thread,
+    )))
 }
 
 impl Drop for Relay {

@@ -20,9 +20,9 @@ use std::sync::atomic::Ordering;
 
 use crate::conns::{Admit, Book, ConnState};
 use crate::io::WriteTimeout;
+use crate::storage::Storage;
 use crate::verify::VerifierHandle;
 use crate::waiters::Shutdown;
-use crate::writer::WriterHandle;
 
 /// How long a stopping relay waits for in-flight requests (waiters are
 /// released at once, so this only covers slow clients and big answers).
@@ -34,10 +34,8 @@ pub struct Workers {
     pub verifier: VerifierHandle,
     /// Verifier threads.
     pub verifier_threads: Vec<JoinHandle<()>>,
-    /// The writer.
-    pub writer: WriterHandle,
-    /// The writer thread.
-    pub writer_thread: JoinHandle<()>,
+    /// The storage backend (for SQLite, the writer thread).
+    pub storage: Storage,
 }
 
 /// Serves connections until `shutdown` fires, then drains them and stops
@@ -118,8 +116,7 @@ pub async fn run(
         for t in workers.verifier_threads {
             let _ = t.join();
         }
-        workers.writer.stop();
-        let _ = workers.writer_thread.join();
+        workers.storage.stop();
     })
     .await;
 }

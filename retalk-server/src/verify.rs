@@ -18,7 +18,8 @@ use retalk_proto::tools::{Nack, ReadMessages};
 use retalk_proto::{AuthError, Call, Nonce, SignedRequest, UserId, WireError};
 use sha2::{Digest, Sha256};
 
-use crate::writer::{unavailable, Job, Op, ReplyTx, WriterHandle};
+use crate::storage::Storage;
+use crate::writer::{unavailable, Job, Op, ReplyTx};
 
 /// A request body to check, and where its final answer goes.
 pub struct VerifyJob {
@@ -131,7 +132,7 @@ pub const MIN_SPLIT: usize = 8;
 pub fn spawn(
     threads: usize,
     verifier: Verifier,
-    writer: WriterHandle,
+    writer: Storage,
 ) -> std::io::Result<(VerifierHandle, Vec<JoinHandle<()>>)> {
     let threads = threads.max(1);
     let queue = Arc::new(Queue::default());
@@ -191,7 +192,7 @@ fn take_batch(queue: &Queue) -> Option<Vec<VerifyJob>> {
 }
 
 impl Verifier {
-    fn handle(&self, jobs: Vec<VerifyJob>, writer: &WriterHandle) {
+    fn handle(&self, jobs: Vec<VerifyJob>, writer: &Storage) {
         let bodies: Vec<&[u8]> = jobs.iter().map(|j| &j.body[..]).collect();
         let results = self.check_batch(&bodies);
         for (job, result) in jobs.into_iter().zip(results) {

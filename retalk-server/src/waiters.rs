@@ -57,6 +57,15 @@ impl Waiters {
         }
     }
 
+    /// Wakes every waiting reader, to look at its mailbox again (after
+    /// wake-ups from elsewhere may have been lost).
+    pub fn notify_all(&self) {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        for entry in map.values() {
+            entry.notify.notify_waiters();
+        }
+    }
+
     /// How many readers are waiting right now.
     pub fn count(&self) -> usize {
         self.total.load(Ordering::Relaxed)

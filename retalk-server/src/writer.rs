@@ -201,6 +201,7 @@ impl WriterHandle {
     }
 
     /// Runs `op` for `caller` and waits for the committed result.
+    #[cfg(test)]
     pub async fn call(
         &self,
         caller: UserId,

@@ -10,6 +10,7 @@
 //! * [`raw`]: a peer that speaks the protocol by hand ([`raw::RawPeer`]);
 //! * [`child`]: tests that re-run their own binary as a child process;
 //! * [`wait`]: the bounded waits every test uses ([`PATIENCE`]);
+//! * [`postgres`]: a real PostgreSQL server for the relay's PostgreSQL backend;
 //! * [`pyref`]: driving the Python reference (retalk 0.0.1 / 0.3.0);
 //! * [`OlmSigner`]: signing raw requests with a vodozemac account (the
 //!   library's own, re-exported).
@@ -18,6 +19,7 @@
 //! harness is imported by name (`use retalk_testkit::pyref as harness;`).
 
 pub mod child;
+pub mod postgres;
 pub mod process;
 pub mod pyref;
 pub mod raw;

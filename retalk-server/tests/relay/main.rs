@@ -8,6 +8,7 @@
 //! * `bad_input`: malformed, oversized, slow and hostile requests;
 //! * `binary`: the executable: flags and environment, SIGTERM, kill -9;
 //! * `concurrency`: racing claims, sends and reads;
+//! * `conformance`: one storage suite run on SQLite and on PostgreSQL;
 //! * `connections`: total and per-address connection bounds;
 //! * `fixture`: a database written by the Python reference;
 //! * `hardening`: defects found by hostile probing (issue 15);
@@ -22,6 +23,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod concurrency;
+mod conformance;
 mod connections;
 mod fixture;
 mod hardening;
