@@ -35,6 +35,7 @@ mod conns;
 mod http;
 mod io;
 mod metrics;
+pub mod migrate;
 mod nonces;
 mod server;
 mod sig;

@@ -74,7 +74,59 @@ impl StopSignals {
     }
 }
 
+/// `retalk-server migrate`: copy a SQLite relay into PostgreSQL.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "retalk-server migrate",
+    about = "Copy a SQLite relay's keys, mail, refusals and recent nonces into an empty \
+             PostgreSQL database (creating its schema); the SQLite file is only read",
+    after_help = "Stop the old relay first: mail it accepts during the copy is not copied.\n\n\
+                  Example:\n  retalk-server migrate --from /var/lib/retalk/server.db \\\n      \
+                  --to postgres://retalk@db.internal:5432/retalk"
+)]
+struct MigrateArgs {
+    /// The SQLite database of the old relay (ours, or a reference relay's)
+    #[arg(long, value_name = "PATH")]
+    from: std::path::PathBuf,
+    /// The PostgreSQL database to fill (postgres://user@host:port/db)
+    #[arg(long, value_name = "URL")]
+    to: String,
+}
+
+fn migrate(argv: Vec<String>) -> ExitCode {
+    let args = MigrateArgs::parse_from(argv);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("retalk-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(retalk_server::migrate::sqlite_to_postgres(
+        &args.from, &args.to,
+    )) {
+        Ok(copied) => {
+            eprintln!(
+                "retalk-server migrate: copied {copied} from {}",
+                args.from.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("retalk-server migrate: {e} (nothing was written)");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("migrate") {
+        return migrate(argv.into_iter().skip(1).collect());
+    }
     let args = Args::parse();
     let config = match args.resolve(&|name| std::env::var(name).ok()) {
         Ok(c) => c,
@@ -102,7 +154,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let db = config.db.clone();
+        let db = match &config.postgres {
+            Some(url) => retalk_server::cli::redact_url(url),
+            None => config.db.display().to_string(),
+        };
         let relay = match Relay::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -121,7 +176,7 @@ fn main() -> ExitCode {
                 "audiences"
             },
             audiences.join(", "),
-            db.display()
+            db
         );
         let signal = signals.wait().await;
         tracing::info!("{signal}: stopping");

@@ -303,7 +303,7 @@ fn unknown_peer(peer: &UserId) -> OpError {
 /// Reads a text column leniently: files written by other tools may hold a
 /// blob or a number where text is expected, and that must not make a
 /// mailbox unreadable.
-fn text(row: &Row<'_>, idx: usize) -> rusqlite::Result<String> {
+pub(crate) fn text(row: &Row<'_>, idx: usize) -> rusqlite::Result<String> {
     Ok(match row.get_ref(idx)? {
         ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
         ValueRef::Integer(i) => i.to_string(),
@@ -312,7 +312,7 @@ fn text(row: &Row<'_>, idx: usize) -> rusqlite::Result<String> {
     })
 }
 
-fn real(row: &Row<'_>, idx: usize) -> rusqlite::Result<f64> {
+pub(crate) fn real(row: &Row<'_>, idx: usize) -> rusqlite::Result<f64> {
     Ok(match row.get_ref(idx)? {
         ValueRef::Real(f) => f,
         ValueRef::Integer(i) => i as f64,
@@ -324,7 +324,7 @@ fn real(row: &Row<'_>, idx: usize) -> rusqlite::Result<f64> {
     })
 }
 
-fn integer(row: &Row<'_>, idx: usize) -> rusqlite::Result<i64> {
+pub(crate) fn integer(row: &Row<'_>, idx: usize) -> rusqlite::Result<i64> {
     Ok(match row.get_ref(idx)? {
         ValueRef::Integer(i) => i,
         ValueRef::Real(f) => f as i64,

@@ -12,16 +12,16 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vodozemac::olm::{Account, AccountPickle, OlmMessage, Session, SessionPickle};
 
-const ALICE: &str = "bbb95d3f29e2d465d3b2d7fca249a618";
+pub(super) const ALICE: &str = "bbb95d3f29e2d465d3b2d7fca249a618";
 const BOB: &str = "74f08d81574a13722f7242d98bbc9c0e";
 
-fn fixture(path: &str) -> std::path::PathBuf {
+pub(super) fn fixture(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data/fixture-0.0.1")
         .join(path)
 }
 
-fn bob_store() -> (Account, Session) {
+pub(super) fn bob_store() -> (Account, Session) {
     let key: [u8; 32] = Sha256::digest(b"bob-secret").into();
     let db = Connection::open(fixture("bob/store.db")).unwrap();
     let account: String = db

@@ -15,6 +15,8 @@
 //! * `limits`: caps on keys, bodies and answers;
 //! * `mailbox_caps`: per-recipient, per-sender and byte caps, expiry;
 //! * `metrics`: the metrics listener, /healthz, /readyz;
+//! * `pg_migrate`: `retalk-server migrate` from the reference's file to PostgreSQL;
+//! * `replicas`: two relays on one PostgreSQL database;
 //! * `tools`: each tool's answers;
 //! * `wait`: waiting reads and their wake-ups.
 
@@ -30,5 +32,7 @@ mod hardening;
 mod limits;
 mod mailbox_caps;
 mod metrics;
+mod pg_migrate;
+mod replicas;
 mod tools;
 mod wait;
