@@ -431,6 +431,25 @@ impl Args {
     }
 }
 
+/// A database URL fit for a log line: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +465,33 @@ mod tests {
         Args::try_parse_from(full)
             .map_err(|e| e.to_string())?
             .resolve(&|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn a_postgres_url_in_db_selects_postgresql() {
+        for url in [
+            "postgres://retalk@db:5432/retalk",
+            "postgresql://u:pw@127.0.0.1/r",
+        ] {
+            let c = resolve(&["--db", url], &[]).unwrap();
+            assert_eq!(c.postgres.as_deref(), Some(url));
+            let c = resolve(&[], &[("RETALK_SERVER_DB", url)]).unwrap();
+            assert_eq!(c.postgres.as_deref(), Some(url));
+        }
+        let c = resolve(&["--db", "postgres.db"], &[]).unwrap();
+        assert_eq!((c.postgres, c.db), (None, PathBuf::from("postgres.db")));
+        let err = resolve(&["--db", "postgres://u@h:notaport/db"], &[]).unwrap_err();
+        assert!(err.contains("--db") && err.contains("PostgreSQL"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_reach_the_start_up_line() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 
     #[test]
@@ -557,24 +603,5 @@ mod tests {
     fn help_is_consistent() {
         use clap::CommandFactory;
         Args::command().debug_assert();
-    }
-}
-
-/// A database URL fit for a log line: any password replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
-        }
-        None => url.to_owned(),
     }
 }
