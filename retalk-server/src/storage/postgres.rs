@@ -181,6 +181,17 @@ pub async fn migrate(pool: &Pool) -> Result<(), PgError> {
             Err(e) => return Err(e.into()),
         }
     }
+    // Up to date (every start but the first after an upgrade): no lock.
+    let current: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::int8 FROM retalk_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
     let tx = client.transaction().await?;
     tx.batch_execute("LOCK TABLE retalk_schema IN EXCLUSIVE MODE")
         .await?;
