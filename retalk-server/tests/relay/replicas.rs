@@ -172,3 +172,36 @@ async fn a_waiter_on_one_replica_is_woken_by_a_send_on_the_other() {
     }
     assert_eq!(back, 2, "both replicas listen again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_at_once_migrate_the_schema_once() {
+    let url = tokio::task::spawn_blocking(retalk_testkit::postgres::database)
+        .await
+        .unwrap();
+    let starts = (0..4).map(|_| {
+        let url = url.clone();
+        start_with(move |c| {
+            c.postgres = Some(url);
+            c.audiences = vec![AUDIENCE.into()];
+        })
+    });
+    let relays = futures_util::future::join_all(starts).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM retalk_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1], "each migration recorded once");
+    // And every one of them serves.
+    let (alice, _) = relays[0].user(0).await;
+    let (bob, bob_id) = relays[1].user(0).await;
+    relays[2].ok(&alice, &send_req(&bob_id, "hi")).await;
+    let mail = relays[3].ok(&bob, &ReadMessages::default()).await;
+    assert_eq!(mail.as_array().unwrap().len(), 1);
+}
