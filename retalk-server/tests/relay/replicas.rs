@@ -205,3 +205,99 @@ async fn replicas_starting_at_once_migrate_the_schema_once() {
     let mail = relays[3].ok(&bob, &ReadMessages::default()).await;
     assert_eq!(mail.as_array().unwrap().len(), 1);
 }
+
+/// POSTs `body`; `None` when the connection fails (the relay died).
+async fn try_post(
+    http: &reqwest::Client,
+    addr: &str,
+    body: Vec<u8>,
+) -> Option<(u16, serde_json::Value)> {
+    let resp = http.post(addr).body(body).send().await.ok()?;
+    let status = resp.status().as_u16();
+    let value = resp.json().await.ok()?;
+    Some((status, value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_replica_mid_burst_loses_no_acknowledged_send() {
+    let url = tokio::task::spawn_blocking(retalk_testkit::postgres::database)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--port", "0", "--db", &url, "--audience", AUDIENCE];
+    let cmd = relay_command(&relay_bin(), dir.path(), &args, &[]);
+    let mut a = RelayProcess::launch(cmd, dir.path().join("unused")).unwrap();
+    assert!(
+        a.banner.contains("postgres://postgres@127.0.0.1"),
+        "{}",
+        a.banner
+    );
+    let b = start_with(move |c| {
+        c.postgres = Some(url);
+        c.audiences = vec![AUDIENCE.into()];
+    })
+    .await;
+    let (bob, bob_id) = b.user(0).await;
+    let http = client();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let mut senders = tokio::task::JoinSet::new();
+    for s in 0..6 {
+        let (http, addr, to, acked) = (http.clone(), a.addr.clone(), bob_id.clone(), acked.clone());
+        senders.spawn(async move {
+            let me = KeyPairSigner::random();
+            let publish = retalk::proto::build_request(
+                &publish_req(&me, 0, false),
+                &me,
+                AUDIENCE,
+                retalk::proto::Dialect::Both,
+                now(),
+            )
+            .unwrap();
+            if try_post(&http, &addr, publish).await.map(|r| r.0) != Some(200) {
+                return;
+            }
+            for i in 0..10_000 {
+                let body = retalk::proto::build_request(
+                    &send_req(&to, &format!("{s}/{i}")),
+                    &me,
+                    AUDIENCE,
+                    retalk::proto::Dialect::Both,
+                    now(),
+                )
+                .unwrap();
+                match try_post(&http, &addr, body).await {
+                    Some((200, out)) => {
+                        acked
+                            .lock()
+                            .unwrap()
+                            .insert(out["message_id"].as_i64().unwrap());
+                    }
+                    _ => return,
+                }
+            }
+        });
+    }
+    eventually("60 sends acknowledged by replica A", || {
+        acked.lock().unwrap().len() >= 60
+    })
+    .await;
+    a.kill();
+    while senders.join_next().await.is_some() {}
+    let acked = acked.lock().unwrap().clone();
+
+    // Replica B keeps serving, and holds every send A acknowledged.
+    let (alice, _) = b.user(0).await;
+    let after = b.ok(&alice, &send_req(&bob_id, "after the crash")).await;
+    let mut got = HashSet::new();
+    loop {
+        let mail = b.ok(&bob, &ReadMessages::default()).await;
+        let mail = mail.as_array().unwrap().clone();
+        if mail.is_empty() {
+            break;
+        }
+        got.extend(mail.iter().map(|m| m["message_id"].as_i64().unwrap()));
+    }
+    let lost: Vec<_> = acked.difference(&got).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert!(got.contains(&after["message_id"].as_i64().unwrap()));
+}
