@@ -37,6 +37,10 @@ Examples:
       behind a TLS proxy that forwards to 127.0.0.1:8766
   retalk-server --audience https://new.example.com,https://old.example.com
       accept both URLs while clients move to the new one
+  retalk-server --db postgres://retalk@db.internal/retalk --audience https://relay.example.com
+      one of several replicas sharing a PostgreSQL database
+  retalk-server migrate --from server.db --to postgres://retalk@db.internal/retalk
+      copy a SQLite relay into PostgreSQL (retalk-server migrate --help)
 
 --host/--port are where this process listens; --audience is the URL clients
 use. Request signatures are bound to it, so it must equal each client's relay

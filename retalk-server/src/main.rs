@@ -78,6 +78,7 @@ impl StopSignals {
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "retalk-server migrate",
+    bin_name = "retalk-server migrate",
     about = "Copy a SQLite relay's keys, mail, refusals and recent nonces into an empty \
              PostgreSQL database (creating its schema); the SQLite file is only read",
     after_help = "Stop the old relay first: mail it accepts during the copy is not copied.\n\n\

@@ -62,10 +62,10 @@ pub enum PgError {
     #[error("invalid PostgreSQL URL: {0}")]
     Url(#[source] tokio_postgres::Error),
     /// The server refused or failed a statement.
-    #[error("{0}")]
+    #[error("{}", chain(.0))]
     Db(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool.
-    #[error("connection pool: {0}")]
+    #[error("{}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The pool could not be built.
     #[error("connection pool: {0}")]
@@ -73,6 +73,21 @@ pub enum PgError {
     /// The database's schema is not one this relay can use.
     #[error("{0}")]
     Schema(String),
+}
+
+/// An error with its causes, `a: b: c` (tokio-postgres keeps the useful
+/// part, e.g. "connection refused", in the source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether `db` names a PostgreSQL database rather than a SQLite file.
