@@ -8,7 +8,10 @@
 //! * `io`: drops a connection whose peer stops reading;
 //! * `http`: routes, body cap, error bodies, waiting reads;
 //! * `verify`: parses and authenticates bodies on a thread pool;
-//! * `writer`: one thread runs authenticated requests in group commits;
+//! * `storage`: the backend contract (a trait) every database keeps, with
+//!   its SQLite and PostgreSQL implementations;
+//! * `writer`: with SQLite, one thread runs authenticated requests in group
+//!   commits;
 //! * `store`: the SQLite schema (the reference's) and one function per
 //!   tool;
 //! * `waiters`: per-mailbox wake-ups for `read_messages` with `wait`;
