@@ -315,6 +315,10 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::history::HELP)]
     History(crate::commands::history::Args),
 
+    /// Show saved messages as a chat in the terminal, or all of them in the browser (--web)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::show::HELP)]
+    Show(crate::commands::show::Args),
+
     /// Show or change this identity's saved settings (relay URL)
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::config::HELP)]
     Config(crate::commands::config::Args),

@@ -13,6 +13,7 @@ pub mod man;
 pub mod receive;
 pub mod register;
 pub mod send;
+pub mod show;
 pub mod sync;
 pub mod verify;
 
