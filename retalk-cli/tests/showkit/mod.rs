@@ -9,6 +9,8 @@ mod support;
 
 pub use support::*;
 
+pub mod webdriver;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
