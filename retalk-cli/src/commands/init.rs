@@ -94,7 +94,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     };
     let name = args.name.as_deref().unwrap_or(&default_name);
     check_display_name(name)?;
-    let relay = ctx.relay_override()?;
+    let relay = ctx
+        .relay_override()?
+        .or_else(|| crate::select::relay::owner_default(ctx.env));
     let pass = ctx.passphrase(Purpose::Create)?;
     let mut me = backend::create(dir, pass.expose(), name, relay.as_deref()).await?;
     if ctx.global.no_passphrase {
