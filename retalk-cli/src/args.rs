@@ -456,7 +456,7 @@ mod tests {
             panic!("not receive")
         };
         assert!(!r.follow && !r.json);
-        assert_eq!(r.interval, Duration::from_secs(2));
+        assert_eq!(r.interval, None);
         assert_eq!(r.wait, Duration::from_secs(25));
         let Command::Receive(r) = parse(&["receive", "-f", "--interval", "500ms", "--wait", "0"])
             .unwrap()
@@ -465,7 +465,7 @@ mod tests {
             panic!("not receive")
         };
         assert!(r.follow);
-        assert_eq!(r.interval, Duration::from_millis(500));
+        assert_eq!(r.interval, Some(Duration::from_millis(500)));
         assert_eq!(r.wait, Duration::ZERO);
     }
 
