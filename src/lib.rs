@@ -20,8 +20,8 @@ pub use retalk_proto as proto;
 
 pub use client::{
     AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions, DeliveryProblem,
-    Direction, History, HistoryEntry, Inbox, MaintainOptions, MaintainReport, Message, Peer,
-    ReceiveOptions, User,
+    Direction, History, HistoryEntry, Inbox, MaintainOptions, MaintainReport, Message, OlmSigner,
+    Peer, ReceiveOptions, User,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

@@ -691,18 +691,6 @@ impl PyUser {
     }
 }
 
-/// The newest modification time of any file under `path`.
-fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|e| newest_mtime(&e.ok()?.path()))
-        .max()
-}
-
 /// Our CLI binary (`retalk`, package `retalk-cli`) of this test's profile.
 ///
 /// `cargo test --workspace` has just built it (the CLI's own integration
@@ -714,42 +702,17 @@ fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
 pub fn rust_cli_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        // this test binary is target/<profile>/deps/NAME-HASH
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap().to_path_buf();
-        let bin = profile_dir.join("retalk");
-        let sources = ["src", "retalk-cli", "Cargo.toml", "Cargo.lock"]
-            .iter()
-            .filter_map(|p| newest_mtime(&root().join(p)))
-            .max();
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        if let (Some(built), Some(sources)) = (built, sources) {
-            if built >= sources {
-                return bin;
-            }
-        }
-        let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-            "debug" => "dev".to_owned(),
-            other => other.to_owned(),
-        };
-        let started = Instant::now();
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "retalk-cli", "--bin", "retalk"])
-            .arg("--profile")
-            .arg(&profile)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(root())
-            .output()
-            .expect("run cargo build for the retalk CLI");
-        assert!(
-            out.status.success(),
-            "building the retalk CLI failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("harness: retalk CLI built in {:?}", started.elapsed());
-        bin
+        crate::process::workspace_bin(
+            "retalk-cli",
+            "retalk",
+            &[
+                "src",
+                "retalk-proto",
+                "retalk-cli",
+                "Cargo.toml",
+                "Cargo.lock",
+            ],
+        )
     })
 }
 

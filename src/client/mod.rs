@@ -52,6 +52,7 @@ pub use contacts::{AddOptions, Added, Contact, Contacts};
 pub use error::ClientError;
 pub use history::{Direction, History, HistoryEntry};
 pub use receive::ReceiveOptions;
+pub use transport::OlmSigner;
 pub use user::{CreateOptions, User};
 
 /// A decrypted chat message.

@@ -24,8 +24,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RESPONSE: usize = 64 << 20;
 
 /// Signs requests with an Olm account's Ed25519 key and publishes its
-/// Curve25519 identity key (the protocol crate knows no Olm).
-struct OlmSigner<'a>(&'a Account);
+/// Curve25519 identity key, as every [`User`](crate::User) call does (the
+/// protocol crate knows no Olm). Public for programs that build raw
+/// requests with [`proto::build_request`](crate::proto::build_request).
+pub struct OlmSigner<'a>(pub &'a Account);
 
 impl RequestSigner for OlmSigner<'_> {
     fn identity_key(&self) -> String {

@@ -3,10 +3,8 @@
 //! across `kill -9`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use retalk::proto::tools::{CountKeys, ReadMessages};
@@ -16,127 +14,15 @@ use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_retalk-server");
 
-/// Every variable the binary reads, cleared so the caller's environment
-/// cannot leak into a test.
-const VARS: &[&str] = &[
-    "RETALK_SERVER_HOST",
-    "SERVER_HOST",
-    "RETALK_SERVER_PORT",
-    "SERVER_PORT",
-    "RETALK_SERVER_AUDIENCE",
-    "SERVER_AUDIENCE",
-    "RETALK_SERVER_DB",
-    "SERVER_DB",
-    "RETALK_SERVER_MAX_BODY",
-    "RETALK_SERVER_MAX_OTKS",
-    "RETALK_SERVER_MAX_MAILBOX",
-    "RETALK_SERVER_MAX_REFUSED",
-    "RETALK_SERVER_REFUSED_TTL",
-    "RETALK_SERVER_MAX_GROUP_SIZE",
-    "RETALK_SERVER_TIMEOUT",
-    "RETALK_SERVER_DURABILITY",
-    "RETALK_SERVER_LOG_REQUESTS",
-    "RUST_LOG",
-];
-
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// The start-up line.
-    banner: String,
-    /// `http://127.0.0.1:PORT`, where it really listens.
-    addr: String,
-    seen: Vec<String>,
-}
-
 fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args);
-    for v in VARS {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
+    relay_command(Path::new(BIN), dir, args, env)
 }
 
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = command(dir, args, env);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let banner = lines
-        .recv_timeout(PATIENCE)
-        .expect("no start-up line on stderr");
-    let addr = banner
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("unexpected start-up line: {banner}"))
-        .to_owned();
-    Proc {
-        child,
-        lines,
-        banner,
-        addr: format!("http://{addr}"),
-        seen: Vec::new(),
-    }
-}
-
-impl Proc {
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits (bounded) for the process to exit; returns its status and
-    /// collects the rest of stderr.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-                    self.seen.push(line);
-                }
-                return status;
-            }
-            assert!(Instant::now() < deadline, "relay did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits (bounded) for a stderr line containing `needle`.
-    fn wait_line(&mut self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while !self.seen.iter().any(|l| l.contains(needle)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no stderr line with {needle:?}; saw {:?}", self.seen),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The relay binary started with `args` and `env` in `dir` (the test kit's
+/// process starter), once it says where it listens.
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
+    RelayProcess::launch(command(dir, args, env), dir.join("server.db"))
+        .unwrap_or_else(|stderr| panic!("retalk-server did not start: {stderr}"))
 }
 
 #[test]
@@ -159,9 +45,9 @@ fn starts_with_no_setup_says_where_and_stops_on_ctrl_c() {
     p.signal(libc::SIGINT);
     assert!(p.wait_exit().success());
     assert!(
-        p.seen.iter().all(|l| !l.contains("panicked")),
+        p.stderr.seen.iter().all(|l| !l.contains("panicked")),
         "{:?}",
-        p.seen
+        p.stderr.seen
     );
 }
 
@@ -271,7 +157,7 @@ fn help_teaches_and_the_docs_match_it() {
             "docs/server.md documents {f}, which --help lacks"
         );
     }
-    for v in VARS {
+    for v in RELAY_VARS {
         assert!(help.contains(v), "--help lacks {v}");
         assert!(docs.contains(v), "docs/server.md lacks {v}");
     }
@@ -304,7 +190,7 @@ async fn no_request_lines_unless_asked_for() {
         assert_eq!(status, 400);
         p.signal(libc::SIGTERM);
         assert!(p.wait_exit().success());
-        let logged = p.seen.join("\n");
+        let logged = p.stderr.seen.join("\n");
         assert_eq!(logged.contains("POST 200"), expect_lines, "{logged}");
         assert_eq!(logged.contains("POST 400"), expect_lines, "{logged}");
         // Never an id or a key, even when asked to log.
@@ -352,7 +238,7 @@ async fn sigterm_stops_gracefully() {
     assert_eq!((status, mail), (200, json!([])));
     let exit = tokio::task::spawn_blocking(move || {
         let s = p.wait_exit();
-        (s, p.seen.join("\n"))
+        (s, p.stderr.seen.join("\n"))
     })
     .await
     .unwrap();
@@ -420,8 +306,7 @@ async fn answered_sends_survive_kill_9() {
 
         // kill -9: no shutdown, no checkpoint.
         let mut p = p;
-        p.child.kill().unwrap();
-        p.child.wait().unwrap();
+        p.kill();
         drop(p);
 
         let p = spawn(dir.path(), &args, &[]);
