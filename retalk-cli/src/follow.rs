@@ -248,7 +248,7 @@ pub async fn run<M: Mailbox>(
                     None => {
                         log(&format!(
                             "retalk: {}; retrying with backoff until it answers (stop with ctrl-c)",
-                            e.message
+                            crate::output::one_line(&e.message)
                         ));
                         cfg.backoff_start
                     }

@@ -127,7 +127,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
             Err(e) => output::note(&format!(
                 "warning: NOT registered ({}); run `retalk register` once the relay is reachable \
                  (any send or receive publishes the keys too)",
-                e.message
+                crate::output::one_line(&e.message)
             )),
         }
     }
