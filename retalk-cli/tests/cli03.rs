@@ -309,3 +309,55 @@ fn completions_and_man() {
         );
     }
 }
+
+/// `receive -f | head -1`: the follower prints one message, `head` exits;
+/// the messages sent after that fail to be written (the pipe is closed),
+/// so the follower ends without confirming them and the next `receive`
+/// shows them: nothing lost, nothing twice.
+#[cfg(unix)]
+#[test]
+fn a_follower_whose_stdout_closes_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let s = Sandbox::new();
+    let url = relay.url();
+    let alice = init03(&s, &url, "alice");
+    let bob = init03(&s, &url, "bob");
+    r03(&s, &["add", &bob, "--peer", "bob", "-u", "alice"], &[]).ok();
+    r03(&s, &["send", "--peer", "bob", "one", "-u", "alice"], &[]).ok();
+    let pw = s.root.path().join("pw");
+    let mut sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} receive -f --all -u bob --passphrase-path {} | head -1",
+            retalk_bin().display(),
+            pw.display()
+        ))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", s.home())
+        .env("RETALK_HOME", s.home().join(".retalk"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(sh.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(json(&first)["text"], "one", "{first}");
+    // head has exited; the follower notices at its next write
+    for t in ["two", "three"] {
+        r03(&s, &["send", "--peer", "bob", t, "-u", "alice"], &[]).ok();
+    }
+    let code = wait_exit(&mut sh, Duration::from_secs(60));
+    assert_eq!(code, 0, "the pipeline ends (head's status)");
+    let rest = r03(&s, &["receive", "--peer", &alice, "-u", "bob"], &[]).ok();
+    let texts: Vec<String> = rest
+        .lines()
+        .map(|l| json(l)["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["two", "three"], "nothing lost, nothing twice");
+}
