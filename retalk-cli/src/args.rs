@@ -303,6 +303,10 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::verify::HELP)]
     Verify(crate::commands::verify::Args),
 
+    /// Save a contact from its card (the JSON of `retalk id --json`)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::import::HELP)]
+    Import(crate::commands::import::Args),
+
     /// List, show or remove saved contacts
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::contacts::HELP)]
     Contacts(crate::commands::contacts::Args),

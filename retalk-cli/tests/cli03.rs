@@ -439,7 +439,7 @@ fn a_relay_that_lost_its_database() {
     // no follower: the relay loses its database again
     relay.kill();
     wipe_db(&relay.db);
-    relay = Relay::spawn(relay.db.clone(), relay.port);
+    let _relay = Relay::spawn(relay.db.clone(), relay.port);
     let r = r03(
         &s,
         &["send", "--peer", "bob", "while unknown", "-u", "alice"],

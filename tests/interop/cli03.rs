@@ -401,6 +401,76 @@ fn sequence(side: &Side) -> Vec<Step> {
         let o = side.run(args);
         record(&mut steps, who, &mut norm, &args.join(" "), &o, None);
     }
+    // import: Bob's own card (`id --json` on his side) saves a verified
+    // contact; a card whose keys are not the id's is refused
+    let card = String::from_utf8(side.run(&["id", "--json", "-u", "bob"]).stdout).unwrap();
+    let mut forged: Value = serde_json::from_str(&card).unwrap();
+    let alice_card: Value =
+        serde_json::from_slice(&side.run(&["id", "--json", "-u", "alice"]).stdout).unwrap();
+    forged["signing_key"] = alice_card["signing_key"].clone();
+    let forged = forged.to_string();
+    let o = side.run(&["contacts", "--remove", "bobby", "-u", "alice"]);
+    record(
+        &mut steps,
+        who,
+        &mut norm,
+        "contacts --remove bobby",
+        &o,
+        None,
+    );
+    for (label, args, phrase) in [
+        (
+            "import card",
+            vec!["import", card.trim(), "-u", "alice"],
+            Some("imported"),
+        ),
+        (
+            "contacts after import",
+            vec!["contacts", "--json", "-u", "alice"],
+            None,
+        ),
+        (
+            "import forged",
+            vec!["import", forged.as_str(), "-u", "alice"],
+            Some("PIN MISMATCH"),
+        ),
+        (
+            "import not json",
+            vec!["import", "{not json", "-u", "alice"],
+            Some("not valid JSON"),
+        ),
+        (
+            "import no name",
+            vec![
+                "import",
+                r#"{"fingerprint":"00112233445566778899aabbccddeeff"}"#,
+                "-u",
+                "alice",
+            ],
+            Some("--as"),
+        ),
+        (
+            "import keyless --as",
+            vec![
+                "import",
+                r#"{"fingerprint":"00112233445566778899aabbccddeeff","name":"x"}"#,
+                "--as",
+                "carol",
+                "-u",
+                "alice",
+            ],
+            Some("unverified"),
+        ),
+        (
+            "contacts after imports",
+            vec!["contacts", "--json", "-u", "alice"],
+            None,
+        ),
+    ] {
+        let o = side.run(&args);
+        record(&mut steps, who, &mut norm, label, &o, phrase);
+    }
+
     // sync and register: the same summary keys and types (the counts
     // depend on each side's key upkeep)
     for cmd in ["sync", "register"] {

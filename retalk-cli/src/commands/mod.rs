@@ -8,6 +8,7 @@ pub mod config;
 pub mod contacts;
 pub mod history;
 pub mod id;
+pub mod import;
 pub mod init;
 pub mod man;
 pub mod receive;
