@@ -130,6 +130,17 @@ fn field<'a>(auth: &'a Map<String, Value>, new: &str, old: &str) -> Option<&'a V
     auth.get(new).or_else(|| auth.get(old))
 }
 
+/// Whether two JSON values carry the same text: equal values, or a number
+/// and a string spelling it (`ts` may be either).
+fn same_text(a: &Value, b: &Value) -> bool {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    a == b || matches!((text(a), text(b)), (Some(x), Some(y)) if x == y)
+}
+
 fn string_field<'a>(
     auth: &'a Map<String, Value>,
     names: &[&str],
@@ -150,6 +161,22 @@ impl Auth {
         let auth = value
             .as_object()
             .ok_or_else(|| AuthError::Malformed("auth must be an object".into()))?;
+        // A body may carry both generations' names (ours do); they must then
+        // say the same thing, or which one a relay reads would decide what
+        // is checked.
+        for (new, old) in [
+            ("fingerprint", "user_id"),
+            ("timestamp", "ts"),
+            ("signature", "sig"),
+        ] {
+            if let (Some(a), Some(b)) = (auth.get(new), auth.get(old)) {
+                if !same_text(a, b) {
+                    return Err(AuthError::Malformed(format!(
+                        "auth has both {new} and {old} and they differ"
+                    )));
+                }
+            }
+        }
         let user_id = string_field(
             auth,
             &["fingerprint", "user_id"],

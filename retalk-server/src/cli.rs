@@ -52,6 +52,16 @@ Environment (a flag beats its variable; RETALK_SERVER_* beats SERVER_*):
   RETALK_SERVER_MAX_BODY                   --max-body
   RETALK_SERVER_MAX_OTKS                   --max-otks
   RETALK_SERVER_MAX_MAILBOX                --max-mailbox
+  RETALK_SERVER_MAX_MAILBOX_PER_SENDER     --max-mailbox-per-sender
+  RETALK_SERVER_MAX_MAILBOX_BYTES          --max-mailbox-bytes
+  RETALK_SERVER_MESSAGE_TTL                --message-ttl
+  RETALK_SERVER_RATE_LIMIT                 --rate-limit
+  RETALK_SERVER_ADMIN_PASSWORD             --admin-password
+  RETALK_SERVER_REQUIRE_API_KEY (1/true)   --require-api-key
+  RETALK_SERVER_MAX_CONNECTIONS            --max-connections
+  RETALK_SERVER_MAX_CONNECTIONS_PER_IP     --max-connections-per-ip
+  RETALK_SERVER_METRICS_ADDR               --metrics-addr
+  RETALK_SERVER_LOG_FORMAT                 --log-format
   RETALK_SERVER_MAX_REFUSED                --max-refused
   RETALK_SERVER_REFUSED_TTL                --refused-ttl
   RETALK_SERVER_MAX_GROUP_SIZE             --max-group-size
@@ -63,6 +73,16 @@ Environment (a flag beats its variable; RETALK_SERVER_* beats SERVER_*):
 Stop it with Ctrl-C or SIGTERM: waiting readers are answered, in-flight
 requests finish, and the database is closed cleanly. Back up a running relay
 with: sqlite3 server.db \".backup backup.db\"  (see docs/server.md).";
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// one human-readable line per event
+    #[default]
+    Text,
+    /// one JSON object per line (for log collectors)
+    Json,
+}
 
 /// `--durability` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,9 +138,52 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_otks: Option<u64>,
     /// Most undelivered messages per recipient; a send to a full mailbox
-    /// gets HTTP 429 and nothing is evicted; 0 = unlimited [default: 0]
+    /// gets HTTP 429 and nothing is evicted; 0 = unlimited [default: 10000]
     #[arg(long, value_name = "N")]
     pub max_mailbox: Option<u64>,
+    /// Most undelivered messages one sender may have in one recipient's
+    /// mailbox, so one sender cannot lock others out; 0 = no per-sender
+    /// bound [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub max_mailbox_per_sender: Option<u64>,
+    /// Most bytes of undelivered message bodies per recipient; 0 = unlimited
+    /// [default: 268435456, 256 MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_mailbox_bytes: Option<u64>,
+    /// Seconds undelivered mail is kept before it is deleted; 0 = keep
+    /// forever [default: 2592000, 30 days]
+    #[arg(long, value_name = "SECONDS")]
+    pub message_ttl: Option<u64>,
+    /// Requests per minute one verified user may make, and one client
+    /// address may make with requests that fail verification; past it HTTP
+    /// 429 with Retry-After; 0 = off [default: 0]
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Password of the /admin page and API (HTTP Basic) that manage API
+    /// keys; unset, /admin answers 404. Prefer the environment variable: a
+    /// flag shows in the process list
+    #[arg(long, value_name = "PASSWORD")]
+    pub admin_password: Option<String>,
+    /// Every tool call must carry a valid API key (Authorization: Bearer KEY
+    /// or X-Retalk-Key: KEY), else HTTP 401; keys are made at /admin
+    #[arg(long)]
+    pub require_api_key: bool,
+    /// Most open connections in all; past it the oldest idle connection is
+    /// closed to make room [default: 80% of the open-file limit]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most open connections from one client address; more are closed at
+    /// once; 0 = no bound (behind a proxy every client shares its address)
+    /// [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Serve Prometheus metrics (GET /metrics), /healthz and /readyz on this
+    /// separate address, e.g. 127.0.0.1:9766 [default: off]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Log format on stderr [default: text]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Most refused-message hashes (nack) kept per recipient, oldest
     /// evicted first; 0 = unlimited [default: 1000]
     #[arg(long, value_name = "N")]
@@ -270,13 +333,66 @@ impl Args {
                     .into(),
             },
         };
-        let log_requests = self.log_requests
-            || lookup(env, &["RETALK_SERVER_LOG_REQUESTS"]).is_some_and(|(_, v)| {
+        let truthy = |name: &str| {
+            lookup(env, &[name]).is_some_and(|(_, v)| {
                 matches!(
                     v.trim().to_ascii_lowercase().as_str(),
                     "1" | "true" | "yes" | "on"
                 )
-            });
+            })
+        };
+        let log_requests = self.log_requests || truthy("RETALK_SERVER_LOG_REQUESTS");
+        let require_api_key = self.require_api_key || truthy("RETALK_SERVER_REQUIRE_API_KEY");
+        let max_mailbox_per_sender = match self.max_mailbox_per_sender {
+            Some(n) => n,
+            None => parse_env(env, &["RETALK_SERVER_MAX_MAILBOX_PER_SENDER"], "count")?
+                .unwrap_or(d.max_mailbox_per_sender),
+        };
+        let max_mailbox_bytes = match self.max_mailbox_bytes {
+            Some(n) => n,
+            None => parse_env(env, &["RETALK_SERVER_MAX_MAILBOX_BYTES"], "size in bytes")?
+                .unwrap_or(d.max_mailbox_bytes),
+        };
+        let message_ttl = match self.message_ttl {
+            Some(s) => Duration::from_secs(s),
+            None => parse_env::<u64>(env, &["RETALK_SERVER_MESSAGE_TTL"], "number of seconds")?
+                .map(Duration::from_secs)
+                .unwrap_or(d.message_ttl),
+        };
+        let rate_limit = match self.rate_limit {
+            Some(n) => n,
+            None => parse_env(env, &["RETALK_SERVER_RATE_LIMIT"], "count")?.unwrap_or(d.rate_limit),
+        };
+        let admin_password = match self.admin_password {
+            Some(p) => Some(p),
+            None => lookup(env, &["RETALK_SERVER_ADMIN_PASSWORD"]).map(|(_, v)| v),
+        }
+        .filter(|p| !p.is_empty());
+        let max_connections = match self.max_connections {
+            Some(n) => Some(n),
+            None => parse_env(env, &["RETALK_SERVER_MAX_CONNECTIONS"], "count")?,
+        };
+        if max_connections == Some(0) {
+            return Err("--max-connections must be at least 1".into());
+        }
+        let max_connections_per_ip = match self.max_connections_per_ip {
+            Some(n) => n,
+            None => parse_env(env, &["RETALK_SERVER_MAX_CONNECTIONS_PER_IP"], "count")?
+                .unwrap_or(d.max_connections_per_ip),
+        };
+        let metrics_addr = match self.metrics_addr {
+            Some(a) => Some(a),
+            None => parse_env(env, &["RETALK_SERVER_METRICS_ADDR"], "HOST:PORT address")?,
+        };
+        let log_format = match self.log_format {
+            Some(f) => f,
+            None => match lookup(env, &["RETALK_SERVER_LOG_FORMAT"]) {
+                None => LogFormat::Text,
+                Some((_, v)) => LogFormat::from_str(v.trim(), true).map_err(|_| {
+                    format!("RETALK_SERVER_LOG_FORMAT={v:?} must be \"text\" or \"json\"")
+                })?,
+            },
+        };
         Ok(Config {
             host,
             port,
@@ -286,6 +402,16 @@ impl Args {
             log_requests,
             max_otks_per_user,
             max_mailbox,
+            max_mailbox_per_sender,
+            max_mailbox_bytes,
+            message_ttl,
+            rate_limit,
+            admin_password,
+            require_api_key,
+            max_connections,
+            max_connections_per_ip,
+            metrics_addr,
+            log_json: log_format == LogFormat::Json,
             max_refused,
             refused_ttl,
             max_group_size,
@@ -371,6 +497,16 @@ mod tests {
                 ("RETALK_SERVER_TIMEOUT", "2.5"),
                 ("RETALK_SERVER_DURABILITY", "process"),
                 ("RETALK_SERVER_LOG_REQUESTS", "true"),
+                ("RETALK_SERVER_MAX_MAILBOX_PER_SENDER", "12"),
+                ("RETALK_SERVER_MAX_MAILBOX_BYTES", "13"),
+                ("RETALK_SERVER_MESSAGE_TTL", "14"),
+                ("RETALK_SERVER_RATE_LIMIT", "15"),
+                ("RETALK_SERVER_ADMIN_PASSWORD", "pw"),
+                ("RETALK_SERVER_REQUIRE_API_KEY", "yes"),
+                ("RETALK_SERVER_MAX_CONNECTIONS", "16"),
+                ("RETALK_SERVER_MAX_CONNECTIONS_PER_IP", "17"),
+                ("RETALK_SERVER_METRICS_ADDR", "127.0.0.1:9766"),
+                ("RETALK_SERVER_LOG_FORMAT", "json"),
             ],
         )
         .unwrap();
@@ -383,6 +519,16 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_millis(2500));
         assert_eq!(c.durability, Durability::Process);
         assert!(c.log_requests);
+        assert_eq!(c.max_mailbox_per_sender, 12);
+        assert_eq!(c.max_mailbox_bytes, 13);
+        assert_eq!(c.message_ttl, Duration::from_secs(14));
+        assert_eq!(c.rate_limit, 15);
+        assert_eq!(c.admin_password.as_deref(), Some("pw"));
+        assert!(c.require_api_key);
+        assert_eq!(c.max_connections, Some(16));
+        assert_eq!(c.max_connections_per_ip, 17);
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9766".parse().unwrap()));
+        assert!(c.log_json);
     }
 
     #[test]

@@ -18,6 +18,21 @@ pub const DEFAULT_MAX_GROUP_SIZE: u64 = 100;
 pub const DEFAULT_MAX_REFUSED: u64 = 1000;
 /// Default lifetime of a refusal: 7 days, as the reference.
 pub const DEFAULT_REFUSED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default bound on undelivered messages per recipient.
+pub const DEFAULT_MAX_MAILBOX: u64 = 10_000;
+/// Default bound on undelivered messages one sender may have in one
+/// recipient's mailbox: a tenth of the mailbox, so one sender cannot lock
+/// everyone else out.
+pub const DEFAULT_MAX_MAILBOX_PER_SENDER: u64 = 1_000;
+/// Default bound on the bytes of undelivered bodies per recipient: 256 MiB.
+pub const DEFAULT_MAX_MAILBOX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default lifetime of undelivered mail: 30 days.
+pub const DEFAULT_MESSAGE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default bound on open connections from one client address: none,
+/// because behind a proxy (the recommended set-up) every client shares the
+/// proxy's address. Set it on a relay that faces clients directly.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 0;
+
 /// Default time a client gets to send a request's headers (or, when idle
 /// between requests, to start the next one) and its body.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +79,37 @@ pub struct Config {
     /// full mailbox is refused with HTTP 429 (never evicting mail). 0 means
     /// unlimited.
     pub max_mailbox: u64,
+    /// Most undelivered messages one sender may have in one recipient's
+    /// mailbox (429 past it). 0 means no per-sender bound.
+    pub max_mailbox_per_sender: u64,
+    /// Most bytes of undelivered bodies one recipient may have waiting (429
+    /// past it). 0 means unlimited.
+    pub max_mailbox_bytes: u64,
+    /// Undelivered mail older than this is deleted; zero keeps it forever.
+    pub message_ttl: Duration,
+    /// Requests per minute one verified user may make (HTTP 429 with
+    /// `Retry-After` past it); the same budget applies per client address
+    /// to requests that fail verification. 0 turns both off.
+    pub rate_limit: u32,
+    /// Password of the `/admin` page and API (HTTP Basic); `None` disables
+    /// them (404).
+    pub admin_password: Option<String>,
+    /// Every tool call must carry a valid API key (`Authorization: Bearer`
+    /// or `X-Retalk-Key`), else 401.
+    pub require_api_key: bool,
+    /// Most open connections in all; `None` picks 80% of the file
+    /// descriptor limit. Past it the oldest idle connection is closed to
+    /// make room.
+    pub max_connections: Option<usize>,
+    /// Most open connections from one client address; the next is refused
+    /// at once (closed). 0 means no per-address bound.
+    pub max_connections_per_ip: usize,
+    /// Where to serve Prometheus metrics, `/healthz` and `/readyz`; `None`
+    /// serves no metrics listener.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Logs as JSON lines (read by the `retalk-server` binary, which sets up
+    /// logging; the library logs through `tracing` either way).
+    pub log_json: bool,
     /// Most refusals (`nack`) kept per recipient; the oldest are evicted.
     /// 0 means unlimited.
     pub max_refused: u64,
@@ -95,7 +141,17 @@ impl Default for Config {
             max_body: DEFAULT_MAX_BODY,
             log_requests: false,
             max_otks_per_user: DEFAULT_MAX_OTKS_PER_USER,
-            max_mailbox: 0,
+            max_mailbox: DEFAULT_MAX_MAILBOX,
+            max_mailbox_per_sender: DEFAULT_MAX_MAILBOX_PER_SENDER,
+            max_mailbox_bytes: DEFAULT_MAX_MAILBOX_BYTES,
+            message_ttl: DEFAULT_MESSAGE_TTL,
+            rate_limit: 0,
+            admin_password: None,
+            require_api_key: false,
+            max_connections: None,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            metrics_addr: None,
+            log_json: false,
             max_refused: DEFAULT_MAX_REFUSED,
             refused_ttl: DEFAULT_REFUSED_TTL,
             max_group_size: DEFAULT_MAX_GROUP_SIZE,

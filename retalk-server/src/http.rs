@@ -44,7 +44,19 @@ pub struct App {
     pub body_timeout: Duration,
     /// Whether to log every request.
     pub log_requests: bool,
+    /// Per-address budget for requests failing verification (`None`: off).
+    pub rate: Option<Arc<crate::admission::RateLimits>>,
+    /// Whether tool calls need an API key.
+    pub require_api_key: bool,
+    /// The valid API keys.
+    pub api_keys: Arc<crate::admission::ApiKeys>,
+    /// `/admin`.
+    pub admin: Arc<crate::admin::Admin>,
 }
+
+/// The client's address, put on each request by the connection code.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// The relay's routes.
 pub fn router(app: Arc<App>) -> Router {
@@ -63,10 +75,17 @@ fn json(status: StatusCode, body: impl Into<Body>) -> Response {
 
 fn error(e: &WireError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    json(
+    let mut resp = json(
         status,
         serde_json::to_vec(&e.body()).unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec()),
-    )
+    );
+    if let WireError::LimitExceeded(text) = e {
+        if let Some(secs) = crate::admission::retry_after_of(text) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+    resp
 }
 
 fn error_status(status: StatusCode, text: String) -> Response {
@@ -81,6 +100,16 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let resp = match method {
+        Method::GET | Method::HEAD if crate::admin::is_admin(req.uri().path()) => {
+            Arc::clone(&app.admin).page(req.headers()).await
+        }
+        Method::POST if crate::admin::is_admin(req.uri().path()) => {
+            let headers = req.headers().clone();
+            match read_body(&app, req).await {
+                Ok(body) => Arc::clone(&app.admin).action(&headers, body).await,
+                Err(resp) => resp,
+            }
+        }
         Method::POST => post(&app, req).await,
         Method::GET | Method::HEAD if is_info(req.uri().path()) => {
             json(StatusCode::OK, app.info.clone())
@@ -99,6 +128,11 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             r
         }
     };
+    metrics::counter!(
+        "retalk_http_responses_total",
+        "status" => crate::metrics::status_label(resp.status().as_u16())
+    )
+    .increment(1);
     if app.log_requests || tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
         tracing::info!(
             target: ACCESS_LOG_TARGET,
@@ -115,7 +149,24 @@ fn is_info(path: &str) -> bool {
     path.trim_end_matches('/').rsplit('/').next() == Some("info")
 }
 
-async fn post(app: &App, req: Request) -> Response {
+/// The API key a request carries: `Authorization: Bearer KEY` or
+/// `X-Retalk-Key: KEY` (0.3.0's two ways).
+fn api_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(v.trim());
+    }
+    headers
+        .get("x-retalk-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Reads a body under the cap and the timeout, or the refusal to send.
+async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
     // Refuse an oversized body by its declared length, before reading it.
     if let Some(len) = req
         .headers()
@@ -124,30 +175,48 @@ async fn post(app: &App, req: Request) -> Response {
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > app.max_body as u64 {
-            return too_large(len.to_string(), app.max_body);
+            return Err(too_large(Some(len), app.max_body));
         }
     }
     let body = Limited::new(req.into_body(), app.max_body);
-    let body = match tokio::time::timeout(app.body_timeout, body.collect()).await {
-        Err(_) => {
-            return error_status(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "request body not received within {} s",
-                    app.body_timeout.as_secs_f64()
-                ),
-            )
-        }
+    match tokio::time::timeout(app.body_timeout, body.collect()).await {
+        Err(_) => Err(error_status(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} s",
+                app.body_timeout.as_secs_f64()
+            ),
+        )),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large("more than that".into(), app.max_body)
+            Err(too_large(None, app.max_body))
         }
-        Ok(Err(e)) => {
-            return error_status(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}"),
-            )
+        Ok(Err(e)) => Err(error_status(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+async fn post(app: &App, req: Request) -> Response {
+    // Admission first: cheap refusals before the body is read or any
+    // signature checked.
+    if app.require_api_key && !api_key(req.headers()).is_some_and(|k| app.api_keys.valid(k)) {
+        metrics::counter!("retalk_api_key_refusals_total").increment(1);
+        return error_status(
+            StatusCode::UNAUTHORIZED,
+            "valid API key required to use this relay (Authorization: Bearer KEY)".into(),
+        );
+    }
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    if let (Some(rate), Some(ip)) = (&app.rate, peer) {
+        if let Err(e) = rate.check_address(ip) {
+            return error(&e);
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+    }
+    let body = match read_body(app, req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let (reply, rx) = oneshot::channel();
     app.verifier.submit(VerifyJob { body, reply });
@@ -162,14 +231,25 @@ async fn post(app: &App, req: Request) -> Response {
     };
     match outcome {
         Ok(outcome) => json(StatusCode::OK, serialize(&outcome)),
-        Err(e) => error(&e),
+        Err(e) => {
+            if let (Some(rate), Some(ip), WireError::Auth(_) | WireError::BadRequest(_)) =
+                (&app.rate, peer, &e)
+            {
+                rate.failed(ip);
+            }
+            error(&e)
+        }
     }
 }
 
-fn too_large(len: String, max: usize) -> Response {
-    error(&WireError::TooLarge(format!(
-        "request body too large: {len} bytes (max {max})"
-    )))
+/// The 413 answer. `declared` is the Content-Length; a body without one (chunked) is
+/// cut off at the cap, so only "more than the cap" is known.
+fn too_large(declared: Option<u64>, max: usize) -> Response {
+    let text = match declared {
+        Some(len) => format!("request body too large: {len} bytes (max {max})"),
+        None => format!("request body too large: more than {max} bytes (max {max})"),
+    };
+    error(&WireError::TooLarge(text))
 }
 
 fn serialize(outcome: &Outcome) -> Vec<u8> {

@@ -5,6 +5,12 @@
 //! then never reads the answer would otherwise hold its connection and the
 //! answer's memory forever. Any write that makes no progress for the
 //! timeout fails with `TimedOut`, and hyper closes the connection.
+//!
+//! It also gives hyper's own answers to unparsable requests (an empty 400,
+//! 414 or 431, written before any of our code runs) the JSON error body
+//! every other refusal has: such an answer is recognised by its head (a
+//! 4xx with `connection: close` and `content-length: 0`, which the relay's
+//! own answers never are) and replaced as it is written.
 
 use std::future::Future;
 use std::io;
@@ -20,6 +26,42 @@ pub struct WriteTimeout<S> {
     inner: S,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
+    /// A replacement answer still to be written, and how much of it is.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+/// The JSON answer replacing hyper's empty one for a parse error, if `buf`
+/// is such an answer.
+fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
+    const TAIL: &[u8] = b"\r\nconnection: close\r\ncontent-length: 0\r\n";
+    if buf.len() > 512 || !buf.starts_with(b"HTTP/1.1 4") || !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    if !buf.windows(TAIL.len()).any(|w| w == TAIL) {
+        return None;
+    }
+    let (line, text) = match &buf[9..12] {
+        b"400" => (
+            "400 Bad Request",
+            "malformed HTTP request (request line, a header, Content-Length or \
+             Transfer-Encoding): POST a JSON tool call with a Content-Length or a chunked body",
+        ),
+        b"414" => ("414 URI Too Long", "request URI too long"),
+        b"431" => (
+            "431 Request Header Fields Too Large",
+            "request headers too large or too many",
+        ),
+        _ => return None,
+    };
+    let body = format!("{{\"error\":\"{text}\"}}");
+    Some(
+        format!(
+            "HTTP/1.1 {line}\r\ncontent-type: application/json\r\nconnection: close\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 impl<S> WriteTimeout<S> {
@@ -29,6 +71,7 @@ impl<S> WriteTimeout<S> {
             inner,
             timeout,
             stalled: None,
+            pending: None,
         }
     }
 
@@ -68,12 +111,53 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> WriteTimeout<S> {
+    /// Writes what is left of a replacement answer.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, done)) = &mut self.pending {
+            if *done == bytes.len() {
+                self.pending = None;
+                break;
+            }
+            let r = Pin::new(&mut self.inner).poll_write(cx, &bytes[*done..]);
+            match r {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.stalled = None;
+                    if let Some((_, done)) = &mut self.pending {
+                        *done += n;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return self.on_pending(cx),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.pending.is_some() {
+            return match self.drain(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            };
+        }
+        if let Some(answer) = replacement(buf) {
+            self.pending = Some((answer, 0));
+            return match self.drain(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                // Taken: the rest goes out on the next write or flush.
+                _ => Poll::Ready(Ok(buf.len())),
+            };
+        }
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.progress(r, cx)
     }
@@ -83,6 +167,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if self.pending.is_some() || first.is_some_and(|b| replacement(b).is_some()) {
+            return match first {
+                Some(b) => self.poll_write(cx, b),
+                None => self.poll_write(cx, &[]),
+            };
+        }
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.progress(r, cx)
     }
@@ -92,11 +183,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
         let r = Pin::new(&mut self.inner).poll_flush(cx);
         self.progress(r, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -27,12 +27,17 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
+mod admission;
 pub mod cli;
 mod config;
+mod conns;
 mod http;
 mod io;
+mod metrics;
 mod nonces;
 mod server;
+mod sig;
 mod store;
 mod verify;
 mod waiters;
@@ -106,6 +111,7 @@ pub struct Relay {
     db: PathBuf,
     shutdown: Arc<Shutdown>,
     waiters: Arc<Waiters>,
+    metrics_addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -130,6 +136,26 @@ impl Relay {
             addr: bind_addr,
             source,
         })?;
+        let metrics_listener = match config.metrics_addr {
+            Some(maddr) => {
+                Some(
+                    metrics::bind(maddr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            addr: maddr.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr().map_err(|source| ServerError::Bind {
+                addr: format!("{:?}", config.metrics_addr),
+                source,
+            })?),
+            None => None,
+        };
         let audiences = if config.audiences.is_empty() {
             vec![config::default_audience(&config.host, addr.port())]
         } else {
@@ -142,9 +168,12 @@ impl Relay {
         let db = config.db.clone();
         let durability = config.durability;
         let offset = config.clock_offset_secs;
+        let api_keys = Arc::new(admission::ApiKeys::default());
+        let keys = Arc::clone(&api_keys);
         let (conn, nonces) = tokio::task::spawn_blocking(move || {
             let conn = crate::store::open(&db)?;
             let nonces = nonces::NonceMemory::load(&conn, unix_now(offset))?;
+            keys.load(&conn)?;
             Ok::<_, rusqlite::Error>((conn, nonces))
         })
         .await
@@ -166,25 +195,39 @@ impl Relay {
         };
 
         let waiters = Arc::new(Waiters::default());
+        let health = Arc::new(metrics::Health::default());
         let shutdown = Arc::new(Shutdown::default());
         let limits = writer::Limits {
             max_otks: config.max_otks_per_user,
-            max_mailbox: config.max_mailbox,
+            mailbox: store::MailboxCaps {
+                messages: config.max_mailbox,
+                per_sender: config.max_mailbox_per_sender,
+                bytes: config.max_mailbox_bytes,
+            },
+            message_ttl_secs: config.message_ttl.as_secs_f64(),
             max_refused: config.max_refused,
             refused_ttl_secs: config.refused_ttl.as_secs_f64(),
             clock_offset_secs: config.clock_offset_secs,
         };
-        let (writer, writer_thread) =
-            writer::spawn(conn, nonces, limits, Arc::clone(&waiters), wal)
-                .map_err(ServerError::Threads)?;
+        let (writer, writer_thread) = writer::spawn(
+            conn,
+            nonces,
+            limits,
+            Arc::clone(&waiters),
+            wal,
+            Arc::clone(&health),
+        )
+        .map_err(ServerError::Threads)?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let rate = admission::RateLimits::new(config.rate_limit).map(Arc::new);
         let (verifier, verifier_threads) = verify::spawn(
             threads,
             verify::Verifier {
                 audiences: audiences.clone().into(),
                 clock_offset_secs: config.clock_offset_secs,
+                rate: rate.clone(),
             },
             writer.clone(),
         )
@@ -204,6 +247,17 @@ impl Relay {
             max_body: config.max_body,
             body_timeout: config.timeout,
             log_requests: config.log_requests,
+            rate,
+            require_api_key: config.require_api_key,
+            admin: Arc::new(admin::Admin {
+                password: config
+                    .admin_password
+                    .as_deref()
+                    .map(admission::AdminPassword::new),
+                db: config.db.clone(),
+                keys: Arc::clone(&api_keys),
+            }),
+            api_keys,
         });
         let workers = server::Workers {
             verifier,
@@ -211,11 +265,24 @@ impl Relay {
             writer,
             writer_thread,
         };
+        if let Some(listener) = metrics_listener {
+            metrics::serve(
+                listener,
+                Arc::clone(&waiters),
+                Arc::clone(&health),
+                config.db.clone(),
+                Arc::clone(&shutdown),
+            );
+        }
         let task = tokio::spawn(server::run(
             listener,
             http::router(app),
             Arc::clone(&shutdown),
             config.timeout,
+            conns::Book::new(
+                config.max_connections.unwrap_or_else(conns::default_max),
+                config.max_connections_per_ip,
+            ),
             workers,
         ));
         Ok(Relay {
@@ -224,6 +291,7 @@ impl Relay {
             db: config.db,
             shutdown,
             waiters,
+            metrics_addr,
             task: Some(task),
         })
     }
@@ -232,6 +300,11 @@ impl Relay {
     /// asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where metrics, `/healthz` and `/readyz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The URL clients use: the first audience.

@@ -9,7 +9,7 @@ use retalk_server::Relay;
 use retalk_server::ACCESS_LOG_TARGET;
 use tracing_subscriber::EnvFilter;
 
-fn init_logging(log_requests: bool) {
+fn init_logging(log_requests: bool, json: bool) {
     // Without RUST_LOG: start-up problems and warnings only, and no
     // per-request lines unless asked for.
     let mut filter = match std::env::var("RUST_LOG") {
@@ -21,11 +21,15 @@ fn init_logging(log_requests: bool) {
             filter = filter.add_directive(d);
         }
     }
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// Stop signals, registered before the start-up line is printed so that a
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_requests);
+    init_logging(config.log_requests, config.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,6 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
 
+use std::sync::atomic::Ordering;
+
+use crate::conns::{Admit, Book, ConnState};
 use crate::io::WriteTimeout;
 use crate::verify::VerifierHandle;
 use crate::waiters::Shutdown;
@@ -45,30 +48,57 @@ pub async fn run(
     router: Router,
     shutdown: Arc<Shutdown>,
     header_timeout: Duration,
+    book: Book,
     workers: Workers,
 ) {
+    let mut book = book;
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    conns.spawn(serve_connection(
-                        stream,
-                        router.clone(),
-                        Arc::clone(&shutdown),
-                        header_timeout,
-                    ));
-                }
+                Ok((stream, peer)) => match book.admit(peer.ip()) {
+                    Admit::Serve(id, state) => {
+                        conns.spawn(serve_connection(
+                            stream,
+                            peer,
+                            router.clone(),
+                            Arc::clone(&shutdown),
+                            header_timeout,
+                            id,
+                            state,
+                        ));
+                    }
+                    // Closed at once (dropping the stream), costing no
+                    // more than the accept.
+                    Admit::PerAddress => {
+                        metrics::counter!("retalk_connections_shed_total", "why" => "per_address")
+                            .increment(1);
+                    }
+                    Admit::Full => {
+                        metrics::counter!("retalk_connections_shed_total", "why" => "all_busy")
+                            .increment(1);
+                    }
+                },
                 Err(e) => {
-                    // Out of file descriptors and the like: back off rather
-                    // than spin; existing connections keep being served.
+                    // Out of file descriptors and the like: make room by
+                    // closing an idle connection, and back off rather than
+                    // spin; existing connections keep being served.
                     tracing::warn!("accept failed: {e}");
+                    if book.shed_idle() {
+                        metrics::counter!("retalk_connections_shed_total", "why" => "idle_for_room")
+                            .increment(1);
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Ok(id) = done {
+                    book.remove(id);
+                }
+            }
             _ = shutdown.wait() => break,
         }
+        metrics::gauge!("retalk_connections_open").set(book.len() as f64);
     }
     drop(listener);
     let drained = tokio::time::timeout(DRAIN_GRACE, async {
@@ -98,16 +128,27 @@ pub async fn run(
 /// (and idling between requests) and any stalled write of an answer.
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     shutdown: Arc<Shutdown>,
     timeout: Duration,
-) {
+    id: u64,
+    state: Arc<ConnState>,
+) -> u64 {
     // Answers are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
-        let mut router = router.clone();
-        async move { router.call(req).await }
-    });
+    let busy = Arc::clone(&state);
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::http::PeerAddr(peer));
+            let mut router = router.clone();
+            let guard = InFlight::new(&busy);
+            async move {
+                let resp = router.call(req).await;
+                drop(guard);
+                resp
+            }
+        });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         // Also bounds how long an idle keep-alive connection stays open:
@@ -122,5 +163,30 @@ async fn serve_connection(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+        _ = state.close.notified() => {
+            // Shed to make room: closes at once when idle (a request that
+            // started meanwhile is finished first).
+            metrics::counter!("retalk_connections_shed_total", "why" => "idle_for_room")
+                .increment(1);
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    id
+}
+
+/// Marks a connection busy while one of its requests is handled.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn new(state: &Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -84,11 +84,62 @@ CREATE TABLE IF NOT EXISTS retalk_nonces(
     nonce TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS retalk_nonces_by_ts ON retalk_nonces(ts);
+CREATE TABLE IF NOT EXISTS retalk_mailboxes(
+    recipient TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY(recipient, sender)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retalk_mailbox_totals(
+    recipient TEXT NOT NULL PRIMARY KEY,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_in AFTER INSERT ON messages BEGIN
+    INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
+    VALUES(ifnull(NEW.recipient, ''), ifnull(NEW.sender, ''), 1,
+           ifnull(length(CAST(NEW.body AS BLOB)), 0))
+    ON CONFLICT(recipient, sender) DO UPDATE SET
+        count = count + 1, bytes = bytes + excluded.bytes;
+    INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
+    VALUES(ifnull(NEW.recipient, ''), 1, ifnull(length(CAST(NEW.body AS BLOB)), 0))
+    ON CONFLICT(recipient) DO UPDATE SET
+        count = count + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_out AFTER DELETE ON messages BEGIN
+    UPDATE retalk_mailboxes
+        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
+        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '');
+    DELETE FROM retalk_mailboxes
+        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '')
+          AND count <= 0;
+    UPDATE retalk_mailbox_totals
+        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
+        WHERE recipient = ifnull(OLD.recipient, '');
+    DELETE FROM retalk_mailbox_totals
+        WHERE recipient = ifnull(OLD.recipient, '') AND count <= 0;
+END;
+";
+
+/// Run once when a file moves to schema 3: the per-(recipient, sender)
+/// totals of the mail already waiting. From then on the triggers above keep
+/// them, in the same transaction as each insert and delete (whichever
+/// program writes the file).
+const FILL_MAILBOXES: &str = "
+DELETE FROM retalk_mailboxes;
+INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
+    SELECT ifnull(recipient, ''), ifnull(sender, ''), COUNT(*),
+           ifnull(SUM(length(CAST(body AS BLOB))), 0)
+    FROM messages GROUP BY 1, 2;
+DELETE FROM retalk_mailbox_totals;
+INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
+    SELECT recipient, SUM(count), SUM(bytes) FROM retalk_mailboxes GROUP BY 1;
 ";
 
 /// `PRAGMA user_version` once this relay's indexes exist. Later migrations
 /// bump it; the reference never sets it (it stays 0).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
@@ -180,8 +231,9 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              ({SCHEMA_VERSION}); upgrade retalk-server"
         )));
     }
+    let fill = if version < 3 { FILL_MAILBOXES } else { "" };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {REFERENCE_SCHEMA} {RELAY_SCHEMA} \
+        "BEGIN IMMEDIATE; {REFERENCE_SCHEMA} {RELAY_SCHEMA} {fill} \
          PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
 }
@@ -211,6 +263,23 @@ pub fn recent_nonces(conn: &Connection, cutoff: f64) -> rusqlite::Result<Vec<(St
         }
     }
     Ok(out)
+}
+
+/// Deletes undelivered mail older than `ttl_secs` (0 = keep forever), in
+/// arrival order: from the oldest message up to the first young one, so no
+/// index on `ts` is needed and a young message is never deleted (one that
+/// arrived after a young one but carries an older time, after a clock step,
+/// waits for the next pass). Returns how many were deleted.
+pub fn expire_messages(conn: &Connection, now: f64, ttl_secs: f64) -> rusqlite::Result<usize> {
+    if ttl_secs <= 0.0 {
+        return Ok(0);
+    }
+    conn.prepare_cached(
+        "DELETE FROM messages WHERE id < ifnull(\
+         (SELECT id FROM messages WHERE ts >= ?1 OR ts IS NULL ORDER BY id LIMIT 1), \
+         (SELECT ifnull(MAX(id), 0) + 1 FROM messages))",
+    )?
+    .execute([now - ttl_secs])
 }
 
 /// Forgets nonces too old to matter and refusals past their lifetime.
@@ -429,7 +498,7 @@ pub fn send_message(
     req: &SendMessage,
     body_sha256: &str,
     now: f64,
-    max_mailbox: u64,
+    caps: &MailboxCaps,
     refused_ttl_secs: f64,
 ) -> OpResult<SendOutcome> {
     let known = conn
@@ -456,17 +525,46 @@ pub fn send_message(
             sig,
         });
     }
-    if max_mailbox > 0 {
-        let waiting: u64 = conn
-            .prepare_cached("SELECT COUNT(*) FROM messages WHERE recipient=?1")?
-            .query_row([req.to.as_str()], |r| r.get(0))?;
-        if waiting >= max_mailbox {
-            return Err(WireError::LimitExceeded(format!(
-                "mailbox full: {} has {waiting} undelivered messages (cap {max_mailbox}); \
-                 resend later from your outbox",
-                req.to
-            ))
-            .into());
+    if caps.messages > 0 || caps.per_sender > 0 || caps.bytes > 0 {
+        // Two primary-key lookups, whatever the number of senders.
+        let (waiting, bytes): (u64, u64) = conn
+            .prepare_cached("SELECT count, bytes FROM retalk_mailbox_totals WHERE recipient = ?1")?
+            .query_row([req.to.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0));
+        let from_sender: u64 = if caps.per_sender > 0 {
+            conn.prepare_cached(
+                "SELECT count FROM retalk_mailboxes WHERE recipient = ?1 AND sender = ?2",
+            )?
+            .query_row([req.to.as_str(), sender.as_str()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        let full = |text: String| -> OpResult<SendOutcome> {
+            Err(WireError::LimitExceeded(format!("{text}; resend later from your outbox")).into())
+        };
+        if caps.messages > 0 && waiting >= caps.messages {
+            return full(format!(
+                "mailbox full: {} has {waiting} undelivered messages (cap {})",
+                req.to, caps.messages
+            ));
+        }
+        if caps.per_sender > 0 && from_sender >= caps.per_sender {
+            return full(format!(
+                "mailbox full for sender: {sender} already has {from_sender} undelivered \
+                 messages for {} (per-sender cap {})",
+                req.to, caps.per_sender
+            ));
+        }
+        let size = req.body.len() as u64;
+        if caps.bytes > 0 && bytes + size > caps.bytes {
+            return full(format!(
+                "mailbox full: {} has {bytes} bytes of undelivered messages and this one \
+                 is {size} (cap {} bytes)",
+                req.to, caps.bytes
+            ));
         }
     }
     conn.prepare_cached(
@@ -483,6 +581,17 @@ pub fn send_message(
         message_id: conn.last_insert_rowid(),
         ts: now,
     })
+}
+
+/// What one recipient's mailbox may hold (0 = no bound of that kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxCaps {
+    /// Undelivered messages in all.
+    pub messages: u64,
+    /// Undelivered messages from any one sender.
+    pub per_sender: u64,
+    /// Bytes of undelivered message bodies in all.
+    pub bytes: u64,
 }
 
 /// Most messages one `read_messages` answer carries.
@@ -561,7 +670,14 @@ pub fn nack(
     req: &Nack,
     now: f64,
     max_refused: u64,
+    refused_ttl_secs: f64,
 ) -> OpResult<()> {
+    // Expired refusals go as soon as a new one arrives (as the reference),
+    // not only at the next periodic prune.
+    if refused_ttl_secs > 0.0 {
+        conn.prepare_cached("DELETE FROM refused WHERE ts < ?1")?
+            .execute([now - refused_ttl_secs])?;
+    }
     conn.prepare_cached(
         "INSERT INTO refused(recipient, hash, sig, ts) VALUES(?1, ?2, ?3, ?4) \
          ON CONFLICT(recipient, hash) DO UPDATE SET sig=excluded.sig, ts=excluded.ts",
@@ -651,7 +767,12 @@ mod tests {
         get_keys(&conn, &bob).unwrap();
         claim_key(&conn, &bob).unwrap();
         let send = SendMessage::new(bob.clone(), MessageType::Normal, b"ciphertext");
-        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, 100, 3600.0).unwrap();
+        let caps = MailboxCaps {
+            messages: 100,
+            per_sender: 100,
+            bytes: 1 << 20,
+        };
+        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
         read_messages(&conn, &bob, Some(&alice), true).unwrap();
         read_messages(&conn, &bob, None, true).unwrap();
         read_messages(&conn, &bob, Some(&alice), false).unwrap();
@@ -660,7 +781,7 @@ mod tests {
             hash: "0".repeat(64),
             sig: "A".repeat(86),
         };
-        nack(&conn, &bob, &refusal, 1e6, 1).unwrap();
+        nack(&conn, &bob, &refusal, 1e6, 1, 3600.0).unwrap();
         nack(
             &conn,
             &bob,
@@ -670,9 +791,10 @@ mod tests {
             },
             1e6,
             1,
+            3600.0,
         )
         .unwrap();
-        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, 100, 3600.0).unwrap();
+        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
         record_nonce(&conn, &Nonce::parse(&"1".repeat(32)).unwrap(), 1e6).unwrap();
         recent_nonces(&conn, 1e6 - 600.0).unwrap();
         prune(&conn, 1e6, 3600.0).unwrap();

@@ -91,6 +91,20 @@ pub struct Checked {
     pub op: Op,
 }
 
+/// A short name for why a request failed verification (a metrics label).
+fn reason(e: &WireError) -> &'static str {
+    match e {
+        WireError::Auth(AuthError::Missing | AuthError::MissingField(_)) => "missing_auth",
+        WireError::Auth(AuthError::Malformed(_)) => "malformed_auth",
+        WireError::Auth(AuthError::KeysMismatch) => "keys_mismatch",
+        WireError::Auth(AuthError::Stale) => "stale",
+        WireError::Auth(AuthError::BadSignature) => "bad_signature",
+        WireError::Auth(AuthError::Replay) => "replay",
+        WireError::Auth(AuthError::Other(_)) => "bad_nack_signature",
+        _ => "bad_request",
+    }
+}
+
 /// What the pool needs to check a request.
 #[derive(Debug, Clone)]
 pub struct Verifier {
@@ -98,6 +112,8 @@ pub struct Verifier {
     pub audiences: Arc<[String]>,
     /// See [`crate::Config::clock_offset_secs`].
     pub clock_offset_secs: i64,
+    /// Per-user budgets, applied to the verified caller (`None`: off).
+    pub rate: Option<Arc<crate::admission::RateLimits>>,
 }
 
 /// Most requests whose signatures are checked as one batch. Batch
@@ -179,6 +195,14 @@ impl Verifier {
         let bodies: Vec<&[u8]> = jobs.iter().map(|j| &j.body[..]).collect();
         let results = self.check_batch(&bodies);
         for (job, result) in jobs.into_iter().zip(results) {
+            if let Err(e) = &result {
+                metrics::counter!("retalk_verification_failures_total", "reason" => reason(e))
+                    .increment(1);
+            }
+            let result = result.and_then(|checked| match &self.rate {
+                Some(rate) => rate.check_user(&checked.caller).map(|()| checked),
+                None => Ok(checked),
+            });
             match result {
                 Ok(Checked { caller, nonce, op }) => writer.submit(Job {
                     caller,
@@ -202,8 +226,7 @@ impl Verifier {
     pub fn check(&self, body: &[u8]) -> Result<Checked, WireError> {
         let now = self.now();
         let req = Self::parse(body, now)?;
-        req.auth
-            .verify(req.call.name(), &self.audiences, &req.args_sha256, now)?;
+        self.verify_alone(&req)?;
         Self::finish(req)
     }
 
@@ -223,43 +246,54 @@ impl Verifier {
                 if !batch_ok {
                     // One by one, trying every audience: also how the
                     // culprits of a failed batch are found.
-                    req.auth
-                        .verify(req.call.name(), &self.audiences, &req.args_sha256, now)?;
+                    self.verify_alone(&req)?;
                 }
                 Self::finish(req)
             })
             .collect()
     }
 
+    /// The signature check of one request, for each audience in turn
+    /// (claims were checked by [`Verifier::parse`]). The rule is
+    /// [`crate::sig`]'s, the same one the batch check applies.
+    fn verify_alone(&self, req: &SignedRequest) -> Result<(), WireError> {
+        let key = req.auth.signing_key.to_bytes();
+        let ok = self.audiences.iter().any(|audience| {
+            let text = req
+                .auth
+                .signed_text(req.call.name(), audience, &req.args_sha256);
+            crate::sig::verify(&key, &req.auth.sig, text.as_bytes())
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(WireError::Auth(AuthError::BadSignature))
+        }
+    }
+
     /// Whether every request's signature verifies for the first audience,
-    /// checked as one batch.
-    ///
-    /// The batch equation is the cofactored one, a little more lenient than
-    /// the strict single check: it cannot be satisfied without the signing
-    /// key, but it would accept a re-encoding of a genuine signature, which
-    /// carries the same nonce and so is refused as a replay anyway. Keys of
-    /// small order, which strict checking refuses, are refused here too.
+    /// checked as one batch under the same rule as [`Verifier::verify_alone`]
+    /// (see [`crate::sig`]: cofactored in both, so a request's answer never
+    /// depends on the other requests in its batch).
     fn verify_together(&self, ready: &[&SignedRequest]) -> bool {
         let Some(audience) = self.audiences.first() else {
             return false;
         };
-        let keys: Vec<ed25519_dalek::VerifyingKey> = ready
+        let keys: Vec<[u8; 32]> = ready
             .iter()
-            .map(|r| r.auth.signing_key.verifying_key())
+            .map(|r| r.auth.signing_key.to_bytes())
             .collect();
-        if keys.iter().any(|k| k.is_weak()) {
-            return false;
-        }
         let texts: Vec<String> = ready
             .iter()
             .map(|r| r.auth.signed_text(r.call.name(), audience, &r.args_sha256))
             .collect();
-        let messages: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-        let sigs: Vec<ed25519_dalek::Signature> = ready
-            .iter()
-            .map(|r| ed25519_dalek::Signature::from_bytes(&r.auth.sig))
-            .collect();
-        ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok()
+        crate::sig::verify_all(
+            ready
+                .iter()
+                .zip(&keys)
+                .zip(&texts)
+                .map(|((r, k), t)| (k, &r.auth.sig, t.as_bytes())),
+        )
     }
 
     /// Parsing and the checks that come before the signature.
@@ -287,13 +321,8 @@ impl Verifier {
                 // the caller did not sign.
                 let text = Nack::signed_text(caller.as_str(), &n.hash);
                 n.sig_bytes()
-                    .map(|b| ed25519_dalek::Signature::from_bytes(&b))
-                    .and_then(|sig| {
-                        req.auth
-                            .signing_key
-                            .verifying_key()
-                            .verify_strict(text.as_bytes(), &sig)
-                            .ok()
+                    .filter(|sig| {
+                        crate::sig::verify(&req.auth.signing_key.to_bytes(), sig, text.as_bytes())
                     })
                     .ok_or_else(|| {
                         AuthError::Other(format!(
@@ -365,6 +394,7 @@ mod tests {
         let v = Verifier {
             audiences: vec!["http://a".to_owned(), "http://b".to_owned()].into(),
             clock_offset_secs: 0,
+            rate: None,
         };
         let s = KeyPairSigner::random();
         let good = |aud: &str| build_request(&CountKeys, &s, aud, Dialect::Both, now()).unwrap();
@@ -397,5 +427,92 @@ mod tests {
         let many: Vec<Vec<u8>> = (0..10).map(|_| good("http://a")).collect();
         let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
         assert!(v.check_batch(&refs).iter().all(Result::is_ok));
+    }
+
+    /// A signer whose Ed25519 key has a small-order component (`aB + T`),
+    /// signing honestly with its own `a`: what the issue saw accepted about
+    /// one time in ten inside a burst and refused alone.
+    struct MixedOrderSigner {
+        a: curve25519_dalek::scalar::Scalar,
+        public: [u8; 32],
+        identity_key: String,
+    }
+
+    impl MixedOrderSigner {
+        fn new(seed: u8, torsion: usize) -> Self {
+            use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+            let a = curve25519_dalek::scalar::Scalar::from_bytes_mod_order([seed; 32]);
+            let point = ED25519_BASEPOINT_POINT * a + EIGHT_TORSION[torsion];
+            MixedOrderSigner {
+                a,
+                public: point.compress().to_bytes(),
+                identity_key: KeyPairSigner::random().identity_key,
+            }
+        }
+    }
+
+    impl retalk_proto::RequestSigner for MixedOrderSigner {
+        fn identity_key(&self) -> String {
+            self.identity_key.clone()
+        }
+        fn signing_key(&self) -> String {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.public)
+        }
+        fn sign(&self, message: &[u8]) -> [u8; 64] {
+            use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+            use curve25519_dalek::scalar::Scalar;
+            use sha2::Sha512;
+            let r = Scalar::from_hash(Sha512::new().chain_update(message));
+            let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
+            let k = Scalar::from_hash(
+                Sha512::new()
+                    .chain_update(big_r)
+                    .chain_update(self.public)
+                    .chain_update(message),
+            );
+            let s = r + k * self.a;
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&big_r);
+            sig[32..].copy_from_slice(s.as_bytes());
+            sig
+        }
+    }
+
+    /// The defect: a request's answer depended on its batch. Now every
+    /// request gets the same answer alone and in any batch, over many
+    /// batches (each with fresh random coefficients).
+    #[test]
+    fn mixed_order_keys_get_the_same_answer_alone_and_batched() {
+        let v = Verifier {
+            audiences: vec!["http://a".to_owned()].into(),
+            clock_offset_secs: 0,
+            rate: None,
+        };
+        let honest = KeyPairSigner::random();
+        for round in 0..40u8 {
+            let odd = MixedOrderSigner::new(round.wrapping_add(1), 1 + usize::from(round) % 7);
+            let mut bodies: Vec<Vec<u8>> = (0..6)
+                .map(|_| {
+                    build_request(&CountKeys, &honest, "http://a", Dialect::Both, now()).unwrap()
+                })
+                .collect();
+            bodies.insert(
+                usize::from(round) % 6,
+                build_request(&CountKeys, &odd, "http://a", Dialect::Both, now()).unwrap(),
+            );
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            let batch: Vec<_> = v
+                .check_batch(&refs)
+                .into_iter()
+                .map(|r| r.map(|c| c.caller))
+                .collect();
+            let single: Vec<_> = refs.iter().map(|b| v.check(b).map(|c| c.caller)).collect();
+            assert_eq!(batch, single, "round {round}");
+            assert!(
+                batch.iter().all(Result::is_ok),
+                "cofactored rule: the owner's signature holds"
+            );
+        }
     }
 }

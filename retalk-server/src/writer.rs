@@ -86,6 +86,21 @@ pub enum Op {
     Nack(Nack),
 }
 
+impl Op {
+    /// The tool's wire name (a metrics label).
+    pub fn tool(&self) -> &'static str {
+        match self {
+            Op::Publish(_) => "publish_keys",
+            Op::CountKeys => "count_keys",
+            Op::GetKeys(_) => "get_keys",
+            Op::ClaimKey(_) => "claim_key",
+            Op::Send(..) => "send_message",
+            Op::Read { .. } => "read_messages",
+            Op::Nack(_) => "nack",
+        }
+    }
+}
+
 /// What a waiting read still has to do once its first look found nothing.
 #[derive(Debug, Clone)]
 pub struct WaitPlan {
@@ -151,8 +166,10 @@ enum Msg {
 pub struct Limits {
     /// See [`crate::Config::max_otks_per_user`].
     pub max_otks: u64,
-    /// See [`crate::Config::max_mailbox`].
-    pub max_mailbox: u64,
+    /// See [`crate::Config::max_mailbox`] and the two after it.
+    pub mailbox: store::MailboxCaps,
+    /// See [`crate::Config::message_ttl`], in seconds (0 = keep).
+    pub message_ttl_secs: f64,
     /// See [`crate::Config::max_refused`].
     pub max_refused: u64,
     /// See [`crate::Config::refused_ttl`], in seconds (0 = forever).
@@ -218,15 +235,17 @@ pub fn spawn(
     limits: Limits,
     waiters: Arc<Waiters>,
     wal: Option<File>,
+    health: Arc<crate::metrics::Health>,
 ) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let syncer = match wal {
         Some(wal) => {
             let (sync_tx, sync_rx) = mpsc::channel();
             let waiters = Arc::clone(&waiters);
+            let health = Arc::clone(&health);
             let thread = std::thread::Builder::new()
                 .name("retalk-syncer".into())
-                .spawn(move || run_syncer(&wal, &waiters, sync_rx))?;
+                .spawn(move || run_syncer(&wal, &waiters, &health, sync_rx))?;
             Some((sync_tx, thread))
         }
         None => None,
@@ -244,6 +263,7 @@ pub fn spawn(
                 limits,
                 waiters,
                 syncer: sync_tx,
+                health,
             }
             .run(rx);
             // The writer (and with it the syncer's sender) is gone: the
@@ -284,13 +304,23 @@ impl Committed {
 
 /// The syncer: takes every group committed since its last sync, fsyncs the
 /// WAL once for all of them, then releases them in commit order.
-fn run_syncer(wal: &File, waiters: &Waiters, rx: mpsc::Receiver<Committed>) {
+fn run_syncer(
+    wal: &File,
+    waiters: &Waiters,
+    health: &crate::metrics::Health,
+    rx: mpsc::Receiver<Committed>,
+) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
-        match wal.sync_data() {
+        let started = Instant::now();
+        let synced = wal.sync_data();
+        metrics::histogram!("retalk_fsync_seconds").record(started.elapsed().as_secs_f64());
+        health.storage(synced.is_ok());
+        match synced {
             Ok(()) => groups.into_iter().for_each(|g| g.release(waiters)),
             Err(e) => {
+                metrics::counter!("retalk_storage_errors_total", "stage" => "sync").increment(1);
                 // The commits are in SQLite but perhaps not on disk: their
                 // senders are told to retry (a retried message may then be
                 // delivered twice, which clients recognise by its hash).
@@ -312,6 +342,8 @@ struct Writer {
     waiters: Arc<Waiters>,
     /// The syncer's queue, with `Durability::Full`.
     syncer: Option<mpsc::Sender<Committed>>,
+    /// Set by every commit's outcome (for `/readyz`).
+    health: Arc<crate::metrics::Health>,
 }
 
 impl Writer {
@@ -360,6 +392,14 @@ impl Writer {
         if let Err(e) = store::prune(&self.conn, now, self.limits.refused_ttl_secs) {
             tracing::warn!("pruning old nonces failed: {e}");
         }
+        match store::expire_messages(&self.conn, now, self.limits.message_ttl_secs) {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("retalk_expired_messages_total").increment(n as u64);
+                tracing::info!("deleted {n} undelivered message(s) past --message-ttl");
+            }
+            Err(e) => tracing::warn!("deleting expired messages failed: {e}"),
+        }
     }
 
     fn run_batch(&mut self, mut batch: Vec<Job>) {
@@ -377,8 +417,28 @@ impl Writer {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            metrics::histogram!("retalk_group_commit_size").record(batch.len() as f64);
             for job in batch.drain(..) {
-                match execute(&tx, &self.limits, memory, &mut nonces, &job, now) {
+                let result = execute(&tx, &self.limits, memory, &mut nonces, &job, now);
+                let status = match &result {
+                    Ok(_) => 200,
+                    Err(OpError::Refused(e)) => e.status(),
+                    Err(OpError::Db(_)) => 503,
+                };
+                metrics::counter!(
+                    "retalk_requests_total",
+                    "tool" => job.op.tool(),
+                    "status" => crate::metrics::status_label(status)
+                )
+                .increment(1);
+                if matches!(
+                    &result,
+                    Err(OpError::Refused(WireError::Auth(AuthError::Replay)))
+                ) {
+                    metrics::counter!("retalk_verification_failures_total", "reason" => "replay")
+                        .increment(1);
+                }
+                match result {
                     Ok(outcome) => {
                         if let Outcome::Sent(SendOutcome::Stored { .. }) = outcome {
                             if let Op::Send(msg, _) = &job.op {
@@ -400,6 +460,10 @@ impl Writer {
         // dropped reply channel; the rest learn the group's fate here.
         drop(batch);
         let group = Committed { answers, delivered };
+        self.health.storage(committed.is_ok());
+        if committed.is_err() {
+            metrics::counter!("retalk_storage_errors_total", "stage" => "commit").increment(1);
+        }
         if committed.is_ok() {
             nonces.commit(&mut self.nonces, now);
         }
@@ -452,7 +516,7 @@ fn execute(
             msg,
             hash,
             now,
-            limits.max_mailbox,
+            &limits.mailbox,
             limits.refused_ttl_secs,
         )?),
         Op::Read { peer, peek, wait } => {
@@ -469,7 +533,14 @@ fn execute(
             Outcome::Mail { mail, wait }
         }
         Op::Nack(req) => {
-            store::nack(conn, caller, req, now, limits.max_refused)?;
+            store::nack(
+                conn,
+                caller,
+                req,
+                now,
+                limits.max_refused,
+                limits.refused_ttl_secs,
+            )?;
             Outcome::Nacked
         }
     })
@@ -482,7 +553,12 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             max_otks: 10,
-            max_mailbox: 10,
+            mailbox: store::MailboxCaps {
+                messages: 10,
+                per_sender: 0,
+                bytes: 0,
+            },
+            message_ttl_secs: 0.0,
             max_refused: 10,
             refused_ttl_secs: 0.0,
             clock_offset_secs: 0,
@@ -507,7 +583,15 @@ mod tests {
     ) -> (WriterHandle, JoinHandle<()>) {
         let conn = crate::store::open(&dir.join("s.db")).unwrap();
         let wal = wal(&conn);
-        spawn(conn, NonceMemory::default(), limits(), Arc::default(), wal).unwrap()
+        spawn(
+            conn,
+            NonceMemory::default(),
+            limits(),
+            Arc::default(),
+            wal,
+            Default::default(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]

@@ -103,7 +103,8 @@ async fn a_huge_mailbox_is_read_in_parts() {
     };
     let bob = KeyPairSigner::random();
     let bob_id = id_of(&bob);
-    // Fill the mailbox directly in the file, as the reference's tools may.
+    // Fill the mailbox directly in the file, as the reference's tools may
+    // (with a current time: older mail would expire, see --message-ttl).
     {
         let relay = retalk_server::Relay::start(cfg()).await.unwrap();
         relay.shutdown().await;
@@ -116,7 +117,7 @@ async fn a_huge_mailbox_is_read_in_parts() {
         conn.execute_batch("BEGIN").unwrap();
         for i in 0..1500 {
             conn.execute(
-                "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(1.0, ?1, ?2, 1, 'AAAA')",
+                "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(unixepoch(), ?1, ?2, 1, 'AAAA')",
                 rusqlite::params![format!("{i:032x}"), bob_id.as_str()],
             )
             .unwrap();

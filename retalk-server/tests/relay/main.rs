@@ -2,21 +2,31 @@
 //! relay in this process (or, in `binary`, the real `retalk-server`
 //! executable) on loopback, spoken to over HTTP as any client would.
 //!
+//! * `admission`: API keys, /admin, rate limits;
 //! * `auth`: the reference's signed-request vectors over HTTP, replays,
 //!   both dialects;
 //! * `bad_input`: malformed, oversized, slow and hostile requests;
 //! * `binary`: the executable: flags and environment, SIGTERM, kill -9;
 //! * `concurrency`: racing claims, sends and reads;
+//! * `connections`: total and per-address connection bounds;
 //! * `fixture`: a database written by the Python reference;
+//! * `hardening`: defects found by hostile probing (issue 15);
 //! * `limits`: caps on keys, bodies and answers;
+//! * `mailbox_caps`: per-recipient, per-sender and byte caps, expiry;
+//! * `metrics`: the metrics listener, /healthz, /readyz;
 //! * `tools`: each tool's answers;
 //! * `wait`: waiting reads and their wake-ups.
 
+mod admission;
 mod auth;
 mod bad_input;
 mod binary;
 mod concurrency;
+mod connections;
 mod fixture;
+mod hardening;
 mod limits;
+mod mailbox_caps;
+mod metrics;
 mod tools;
 mod wait;
