@@ -94,7 +94,7 @@ impl History<'_> {
         let rows = self
             .user
             .store
-            .tx(|t| t.history(peer.map(UserId::as_str)))?;
+            .read(|t| t.history(peer.map(UserId::as_str)))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -126,7 +126,7 @@ impl History<'_> {
         let rows = self
             .user
             .store
-            .tx(|t| t.history_after(peer.map(UserId::as_str), after))?;
+            .read(|t| t.history_after(peer.map(UserId::as_str), after))?;
         Ok(rows
             .into_iter()
             .filter_map(|(seq, r)| {
