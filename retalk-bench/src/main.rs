@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use scenario::{all, cli, latency, library, read, send, verify, waiters};
+use scenario::{abuse, all, cli, latency, library, read, send, verify, waiters};
 
 /// Load generator and benchmarks for retalk relays.
 ///
@@ -77,6 +77,9 @@ enum Scenario {
     /// Where the client library's time goes: open (with and without the
     /// Argon2id cost), send, and a `retalk send`'s open + publish + send.
     Library(library::LibraryArgs),
+    /// A polite client's latency alone and beside an abuser (a flood of
+    /// signed sends, badly signed requests, slowloris connections).
+    Abuse(abuse::AbuseArgs),
     /// Everything above, each scenario on a freshly started relay: ours
     /// and, with --python-relay, the Python reference, side by side.
     All(all::AllArgs),
@@ -128,6 +131,11 @@ async fn run(args: Args) -> Result<(), String> {
         Scenario::Verify(a) => {
             let r = verify::run(a)?;
             println!("{}", verify::render(&r));
+            emit(&args.json, &(env, r))
+        }
+        Scenario::Abuse(a) => {
+            let r = abuse::run(a).await?;
+            println!("{}", abuse::render(&r));
             emit(&args.json, &(env, r))
         }
         Scenario::Library(a) => {

@@ -303,6 +303,10 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::verify::HELP)]
     Verify(crate::commands::verify::Args),
 
+    /// Save a contact from its card (the JSON of `retalk id --json`)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::import::HELP)]
+    Import(crate::commands::import::Args),
+
     /// List, show or remove saved contacts
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::contacts::HELP)]
     Contacts(crate::commands::contacts::Args),
@@ -314,6 +318,10 @@ What the relay sees: that you fetched your mailbox, and when.",
     /// Print kept messages (sent with --save / received with --save) as JSON lines
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::history::HELP)]
     History(crate::commands::history::Args),
+
+    /// Show saved messages as a chat in the terminal, or all of them in the browser (--web)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::show::HELP)]
+    Show(crate::commands::show::Args),
 
     /// Show or change this identity's saved settings (relay URL)
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::config::HELP)]
@@ -456,7 +464,7 @@ mod tests {
             panic!("not receive")
         };
         assert!(!r.follow && !r.json);
-        assert_eq!(r.interval, Duration::from_secs(2));
+        assert_eq!(r.interval, None);
         assert_eq!(r.wait, Duration::from_secs(25));
         let Command::Receive(r) = parse(&["receive", "-f", "--interval", "500ms", "--wait", "0"])
             .unwrap()
@@ -465,7 +473,7 @@ mod tests {
             panic!("not receive")
         };
         assert!(r.follow);
-        assert_eq!(r.interval, Duration::from_millis(500));
+        assert_eq!(r.interval, Some(Duration::from_millis(500)));
         assert_eq!(r.wait, Duration::ZERO);
     }
 

@@ -325,6 +325,20 @@ impl Identity {
             .map_err(client_error)
     }
 
+    /// Kept messages saved after position `after`, with their positions
+    /// (`retalk show`).
+    pub fn history_after(
+        &self,
+        peer: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<(i64, retalk::HistoryEntry)>, CliError> {
+        let peer = peer.map(parse_id).transpose()?;
+        self.user
+            .history()
+            .after(peer.as_ref(), after)
+            .map_err(client_error)
+    }
+
     /// The relay URL saved with the identity.
     pub fn saved_relay_url(&self) -> Option<String> {
         self.user.saved_relay_url().map(str::to_string)

@@ -100,9 +100,12 @@ impl CliError {
 
     /// The text written to stderr, without a trailing newline.
     pub fn render(&self) -> String {
+        // Messages quote relay answers and other untrusted text: each part
+        // stays one line, control and direction characters escaped.
+        let message = crate::output::one_line(&self.message);
         match &self.hint {
-            Some(h) => format!("retalk: {}\nhint: {}", self.message, h),
-            None => format!("retalk: {}", self.message),
+            Some(h) => format!("retalk: {message}\nhint: {}", crate::output::one_line(h)),
+            None => format!("retalk: {message}"),
         }
     }
 }

@@ -142,6 +142,9 @@ pub fn deliver<M: Mailbox>(
     Ok(n)
 }
 
+/// An empty answer to a wait quicker than this was not held by the relay.
+const INSTANT: Duration = Duration::from_secs(1);
+
 struct State {
     setup_needed: bool,
     first_setup: bool,
@@ -227,10 +230,14 @@ pub async fn run<M: Mailbox>(
                 let printed = deliver(mb, &batch, &mut seen, emit, log)?;
                 if !st.use_wait {
                     cfg.interval
-                } else if printed == 0 && batch.problems.is_empty() && took < cfg.interval {
+                } else if printed == 0 && batch.problems.is_empty() && took < INSTANT {
                     // A relay that answers an empty wait at once would make
-                    // this loop spin; pace it like polling.
-                    cfg.interval - took
+                    // this loop spin; pace it like polling. A wait that was
+                    // held (it ran its course, or ended on mail that shows
+                    // nothing) is followed by the next wait at once: a pause
+                    // there would delay the next message by up to the
+                    // interval (35 s with --interval 60).
+                    cfg.interval.saturating_sub(took)
                 } else {
                     Duration::ZERO
                 }
@@ -241,7 +248,7 @@ pub async fn run<M: Mailbox>(
                     None => {
                         log(&format!(
                             "retalk: {}; retrying with backoff until it answers (stop with ctrl-c)",
-                            e.message
+                            crate::output::one_line(&e.message)
                         ));
                         cfg.backoff_start
                     }
@@ -418,6 +425,30 @@ mod tests {
             assert_eq!(w[1] - w[0], Duration::from_millis(700));
         }
         assert!(r.logs[0].contains("polling the relay every 700ms"));
+    }
+
+    /// agent-talk's `--follow --interval 60`: a held wait that ends empty
+    /// (it ran its course, or mail that shows nothing, an ack, ended it) is
+    /// followed by the next wait at once, not by the rest of the interval.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_empty_wait_is_not_followed_by_the_interval() {
+        let mut f = Fake {
+            wait_supported: true,
+            script: VecDeque::from([
+                Step::Slow(Duration::from_secs(25), vec![]),
+                Step::Slow(Duration::from_secs(2), vec![]),
+                Step::Slow(Duration::from_millis(1500), vec!["a"]),
+            ]),
+            ..Default::default()
+        };
+        let cfg = Config {
+            interval: Duration::from_secs(60),
+            ..Config::default()
+        };
+        let r = go(&mut f, &cfg, Duration::from_secs(600)).await;
+        assert_eq!(r.printed, ["a"]);
+        assert_eq!(f.fetch_times[1] - f.fetch_times[0], Duration::from_secs(25));
+        assert_eq!(f.fetch_times[2] - f.fetch_times[1], Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,17 +7,20 @@
 //! * [`output`]: the stdout/stderr contract and message formatting;
 //! * [`follow`]: the `receive --follow` loop;
 //! * [`commands`]: one module per command;
+//! * [`chat`], [`web`]: the views of `retalk show` (terminal, browser);
 //! * [`backend`]: the only caller of the client library;
 //! * [`error`]: errors and exit codes.
 
 mod args;
 mod backend;
+mod chat;
 mod commands;
 mod env;
 mod error;
 mod follow;
 mod output;
 mod select;
+mod web;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -77,8 +80,10 @@ fn run(cli: &Cli, dialect_03: bool) -> Result<(), CliError> {
             Command::Sync(a) => commands::sync::run(&ctx, a).await,
             Command::Verify(a) => commands::verify::run(&ctx, a).await,
             Command::Contacts(a) => commands::contacts::run(&ctx, a).await,
+            Command::Import(a) => commands::import::run(&ctx, a).await,
             Command::Block(a) => commands::block::run(&ctx, a).await,
             Command::History(a) => commands::history::run(&ctx, a).await,
+            Command::Show(a) => commands::show::run(&ctx, a).await,
             Command::Config(a) => commands::config::run(&ctx, a).await,
             Command::Completions(a) => commands::completions::run(a),
             Command::Man(a) => commands::man::run(a),

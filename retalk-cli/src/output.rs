@@ -203,11 +203,15 @@ pub fn write_all_stdout(b: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))
 }
 
-/// Writes a line to stderr. Errors are ignored: there is nowhere left to
-/// report them.
+/// Writes lines to stderr, each neutralised with [`one_line`] (a relay's
+/// or a peer's text inside a note cannot move the cursor, repaint the
+/// terminal or reverse the line). Errors are ignored: there is nowhere
+/// left to report them.
 pub fn note(s: &str) {
     let mut e = io::stderr().lock();
-    let _ = writeln!(e, "{s}");
+    for line in s.split('\n') {
+        let _ = writeln!(e, "{}", one_line(line));
+    }
 }
 
 #[cfg(test)]

@@ -31,12 +31,12 @@ impl Blocklist<'_> {
 
     /// Whether `id` is blocked.
     pub fn contains(&self, id: &UserId) -> Result<bool, ClientError> {
-        Ok(self.user.store.tx(|t| t.is_blocked(id.as_str()))?)
+        Ok(self.user.store.read(|t| t.is_blocked(id.as_str()))?)
     }
 
     /// Every blocked id, sorted.
     pub fn list(&self) -> Result<Vec<UserId>, ClientError> {
-        let ids = self.user.store.tx(|t| t.blocked())?;
+        let ids = self.user.store.read(|t| t.blocked())?;
         Ok(ids
             .iter()
             .filter_map(|i| UserId::parse(i, "blocked").ok())

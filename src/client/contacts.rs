@@ -108,18 +108,18 @@ impl Contacts<'_> {
 
     /// Every contact, sorted by name. Read-only.
     pub fn list(&self) -> Result<Vec<Contact>, ClientError> {
-        let rows = self.user.store.tx(|t| t.peers())?;
+        let rows = self.user.store.read(|t| t.peers())?;
         Ok(rows.into_iter().filter_map(to_contact).collect())
     }
 
     /// The contact named `name_or_id`, or the first saved for that id.
     pub fn get(&self, name_or_id: &str) -> Result<Option<Contact>, ClientError> {
-        let by_name = self.user.store.tx(|t| t.peer_by_name(name_or_id))?;
+        let by_name = self.user.store.read(|t| t.peer_by_name(name_or_id))?;
         if let Some(r) = by_name {
             return Ok(to_contact(r));
         }
         let id = name_or_id.trim().to_ascii_lowercase();
-        let rows = self.user.store.tx(|t| t.peers_for_id(&id))?;
+        let rows = self.user.store.read(|t| t.peers_for_id(&id))?;
         Ok(rows.into_iter().filter_map(to_contact).next())
     }
 

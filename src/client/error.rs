@@ -141,7 +141,16 @@ pub(crate) fn sanitize(text: &str) -> String {
     const MAX: usize = 300;
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            // control characters and the invisible direction marks and
+            // overrides (U+202E makes a line read backwards)
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(MAX)
         .collect();
     if text.chars().count() > MAX {

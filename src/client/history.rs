@@ -94,7 +94,7 @@ impl History<'_> {
         let rows = self
             .user
             .store
-            .tx(|t| t.history(peer.map(UserId::as_str)))?;
+            .read(|t| t.history(peer.map(UserId::as_str)))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -110,6 +110,41 @@ impl History<'_> {
                     text: r.text,
                     ts: r.ts,
                 })
+            })
+            .collect())
+    }
+
+    /// Kept messages saved after position `after` (0 for all), oldest
+    /// first, each with its position (a number that only grows: the next
+    /// call passes the last one seen); only those with `peer` when given.
+    /// Cheap when nothing is new: what a live view polls.
+    pub fn after(
+        &self,
+        peer: Option<&UserId>,
+        after: i64,
+    ) -> Result<Vec<(i64, HistoryEntry)>, ClientError> {
+        let rows = self
+            .user
+            .store
+            .read(|t| t.history_after(peer.map(UserId::as_str), after))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, r)| {
+                Some((
+                    seq,
+                    HistoryEntry {
+                        peer: UserId::parse(&r.peer, "peer").ok()?,
+                        direction: if r.direction == "out" {
+                            Direction::Out
+                        } else {
+                            Direction::In
+                        },
+                        id: r.msg_id,
+                        name: r.name,
+                        text: r.text,
+                        ts: r.ts,
+                    },
+                ))
             })
             .collect())
     }

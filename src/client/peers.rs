@@ -50,7 +50,7 @@ impl User {
 
     /// Every saved peer, sorted by name.
     pub fn peers(&self) -> Result<Vec<Peer>, ClientError> {
-        let rows = self.store.tx(|t| t.peers())?;
+        let rows = self.store.read(|t| t.peers())?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -66,7 +66,7 @@ impl User {
     /// What the user typed, as a user id: a saved name first, else a
     /// 32-hex id (either case), else [`ClientError::UnknownPeer`].
     pub fn resolve_peer(&self, name_or_id: &str) -> Result<UserId, ClientError> {
-        if let Some(row) = self.store.tx(|t| t.peer_by_name(name_or_id))? {
+        if let Some(row) = self.store.read(|t| t.peer_by_name(name_or_id))? {
             if let Ok(id) = UserId::parse(&row.id, "peer") {
                 return Ok(id);
             }

@@ -22,7 +22,7 @@
 //! dropped. Mail nothing can decrypt becomes a [`DeliveryProblem`] and the
 //! rest of the mailbox goes on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vodozemac::olm::{Account, OlmMessage};
 use vodozemac::Curve25519PublicKey;
@@ -143,18 +143,35 @@ impl User {
         // over, so a process stopped (SIGINT, kill) while a destructive read
         // is held open could lose the answer in flight. Once the peek sees
         // mail, the short destructive read below fetches it under the lock.
-        let account = self.signer();
-        let peeked = self.fetch(account, opts, wait_secs, true).await?;
-        if !peeked.is_empty() {
-            failpoint::hit("receive:peeked");
-        }
-        let _lock = self.lock().await?;
-        let fetched = if peeked.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.fetch(account, opts, None, false).await
+        //
+        // Mail that shows nothing (an acknowledgement, a re-sent copy of a
+        // message already decrypted, a control message) ends a wait early;
+        // the wait then goes on for the time left, so a caller sees a
+        // message the moment it arrives rather than after its own pause.
+        let Some(total) = wait_secs else {
+            return Ok(Inbox::default());
         };
-        self.finish_locked(fetched, opts).await
+        let deadline = Instant::now() + Duration::from_secs(total);
+        let account = self.signer();
+        let mut secs = total;
+        loop {
+            let peeked = self.fetch(account, opts, Some(secs), true).await?;
+            if !peeked.is_empty() {
+                failpoint::hit("receive:peeked");
+            }
+            let _lock = self.lock().await?;
+            let fetched = if peeked.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.fetch(account, opts, None, false).await
+            };
+            let inbox = self.finish_locked(fetched, opts).await?;
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+            if !inbox.is_empty() || peeked.is_empty() || left == 0 {
+                return Ok(inbox);
+            }
+            secs = left;
+        }
     }
 
     /// Reads the mailbox (never sending options the relay does not know:

@@ -228,7 +228,7 @@ impl User {
     /// A public setting saved with the identity (`meta`), such as the
     /// CLI's receive policy or API key. Not for secrets.
     pub fn setting(&self, key: &str) -> Result<Option<String>, ClientError> {
-        Ok(self.store.tx(|t| t.meta(&format!("setting:{key}")))?)
+        Ok(self.store.read(|t| t.meta(&format!("setting:{key}")))?)
     }
 
     /// Saves (or with `None` removes) a public setting; see

@@ -82,4 +82,55 @@ impl Tx<'_> {
         }
         Ok(out)
     }
+
+    /// Kept messages after `after` (their `seq`, the row's place in keeping
+    /// order), oldest first, each with its `seq`; only with `peer` if given.
+    /// Read-only; what `retalk show` polls. A row that does not open is
+    /// skipped, as in [`history`](Self::history).
+    pub fn history_after(
+        &self,
+        peer: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<(i64, HistoryRow)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, msg_id, peer, direction, sealed, ts FROM history \
+             WHERE seq > ?2 AND (?1 IS NULL OR peer=?1) ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![peer, after], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, f64>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, msg_id, peer, direction, sealed, ts) in rows {
+            let Some(v) = self
+                .keys
+                .open(HISTORY_PURPOSE, &sealed)
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            else {
+                tracing::warn!(peer, "skipping a kept message that does not decrypt");
+                continue;
+            };
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+            out.push((
+                seq,
+                HistoryRow {
+                    msg_id,
+                    peer,
+                    direction,
+                    name: field("name"),
+                    text: field("text"),
+                    ts,
+                },
+            ));
+        }
+        Ok(out)
+    }
 }

@@ -351,6 +351,37 @@ impl Store {
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
+
+    /// Runs `f` in a read transaction: deferred (it takes no write lock,
+    /// so it never waits for or blocks a writer in another process) and
+    /// `query_only`, so a write inside it fails instead of happening. For
+    /// the paths that only look (listing contacts, history, the blocklist).
+    pub fn read<R, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.pragma_update(None, "query_only", true)
+            .map_err(StoreError::from)?;
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+                .map_err(StoreError::from)?;
+            let out = f(&Tx {
+                conn: &tx,
+                keys: &self.keys,
+            })?;
+            // nothing to commit; ending it releases the read snapshot
+            tx.rollback().map_err(StoreError::from)?;
+            Ok(out)
+        })();
+        conn.pragma_update(None, "query_only", false)
+            .map_err(StoreError::from)?;
+        out
+    }
 }
 
 /// One transaction on the store, with typed accessors.
@@ -381,6 +412,25 @@ mod tests {
         )
         .unwrap()
         .0
+    }
+
+    #[test]
+    fn a_read_transaction_reads_and_refuses_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = cheap_store(&tmp.path().join("s"));
+        store
+            .tx(|t| t.block("f1041c25c87351d8550b31cc6b13ab04"))
+            .unwrap();
+        let seen = store.read(|t| t.blocked()).unwrap();
+        assert_eq!(seen, ["f1041c25c87351d8550b31cc6b13ab04"]);
+        let err = store.read(|t| t.block("00112233445566778899aabbccddeeff"));
+        assert!(err.is_err(), "a write inside read() must fail");
+        assert_eq!(store.read(|t| t.blocked()).unwrap().len(), 1);
+        // and writing transactions still work afterwards
+        store
+            .tx(|t| t.block("00112233445566778899aabbccddeeff"))
+            .unwrap();
+        assert_eq!(store.read(|t| t.blocked()).unwrap().len(), 2);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use retalk_testkit::pyref;
 
 mod cli;
+mod cli03;
 mod matrix;
 mod migrate;
 mod mixed_rust_relay;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let modules: &[(&str, &[Case])] = &[
         ("cli", cli::CASES),
+        ("cli03", cli03::CASES),
         ("matrix", matrix::CASES),
         ("migrate", migrate::CASES),
         ("mixed_rust_relay", mixed_rust_relay::CASES),

@@ -247,6 +247,8 @@ pub async fn run(args: &AllArgs) -> Result<AllReport, String> {
                 runs: args.cli_runs,
                 pipe_messages: args.cli_runs,
                 pipe_timeout: 15.0,
+                follow_interval: None,
+                pipe_gap_ms: 50,
             };
             let mut under = a.relay.open().await.map_err(|e| e.to_string())?;
             let witness = cli::witness_for(&mut under).await?;

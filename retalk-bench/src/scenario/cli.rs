@@ -45,6 +45,16 @@ pub struct CliArgs {
     /// Seconds to wait for a message to come out of the pipe.
     #[arg(long, default_value_t = 15.0)]
     pub pipe_timeout: f64,
+    /// Start the follower with `--interval SECS` (agent-talk runs
+    /// `receive --follow --interval 60`): against a relay that holds waits
+    /// it must still print at once, whatever the poll period.
+    #[arg(long, value_name = "SECS")]
+    pub follow_interval: Option<String>,
+    /// Milliseconds between two pipe messages. Above the relay's longest
+    /// wait (25 s) divided by --pipe-messages, the messages also land after
+    /// held waits that ran their course empty.
+    #[arg(long, default_value_t = 50)]
+    pub pipe_gap_ms: u64,
 }
 
 /// What `cli` measured.
@@ -72,6 +82,10 @@ pub struct CliReport {
     pub pipe_delivery: Option<Latency>,
     /// Pipe messages that never came out.
     pub pipe_lost: u64,
+    /// The follower's `--interval`, if one was given.
+    pub follow_interval: Option<String>,
+    /// Milliseconds between two pipe messages.
+    pub pipe_gap_ms: u64,
 }
 
 const SECRET: &str = "retalk-bench secret";
@@ -225,8 +239,12 @@ pub fn run_on(
         "cli: timing {} messages through receive --follow --json",
         args.pipe_messages
     );
+    let mut follow = vec!["receive", "-s", &sb, "--follow", "--json"];
+    if let Some(i) = &args.follow_interval {
+        follow.extend(["--interval", i.as_str()]);
+    }
     let mut follower = cli
-        .cmd(&["receive", "-s", &sb, "--follow", "--json"])
+        .cmd(&follow)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -279,7 +297,7 @@ pub fn run_on(
             }
             None => pipe_lost += 1,
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(args.pipe_gap_ms));
     }
     let _ = follower.kill();
     let _ = follower.wait();
@@ -297,6 +315,8 @@ pub fn run_on(
         pipe: pipe.latency(),
         pipe_delivery: witness.map(|_| pipe_delivery.latency()),
         pipe_lost,
+        follow_interval: args.follow_interval.clone(),
+        pipe_gap_ms: args.pipe_gap_ms,
     })
 }
 
@@ -306,7 +326,13 @@ pub fn render(reports: &[CliReport]) -> String {
         .iter()
         .map(|r| {
             vec![
-                format!("{} via {}", r.cli, r.relay),
+                match &r.follow_interval {
+                    Some(i) => format!(
+                        "{} via {} (follower --interval {i}, messages {} ms apart)",
+                        r.cli, r.relay, r.pipe_gap_ms
+                    ),
+                    None => format!("{} via {}", r.cli, r.relay),
+                },
                 r.argon2id.cell(),
                 r.id.cell(),
                 r.send.cell(),

@@ -1,5 +1,6 @@
 //! The scenarios, one module each; `all` runs the set side by side.
 
+pub mod abuse;
 pub mod all;
 pub mod cli;
 pub mod latency;

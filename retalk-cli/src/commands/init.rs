@@ -94,7 +94,9 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     };
     let name = args.name.as_deref().unwrap_or(&default_name);
     check_display_name(name)?;
-    let relay = ctx.relay_override()?;
+    let relay = ctx
+        .relay_override()?
+        .or_else(|| crate::select::relay::owner_default(ctx.env));
     let pass = ctx.passphrase(Purpose::Create)?;
     let mut me = backend::create(dir, pass.expose(), name, relay.as_deref()).await?;
     if ctx.global.no_passphrase {
@@ -125,7 +127,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
             Err(e) => output::note(&format!(
                 "warning: NOT registered ({}); run `retalk register` once the relay is reachable \
                  (any send or receive publishes the keys too)",
-                e.message
+                crate::output::one_line(&e.message)
             )),
         }
     }

@@ -8,11 +8,13 @@ pub mod config;
 pub mod contacts;
 pub mod history;
 pub mod id;
+pub mod import;
 pub mod init;
 pub mod man;
 pub mod receive;
 pub mod register;
 pub mod send;
+pub mod show;
 pub mod sync;
 pub mod verify;
 
@@ -87,6 +89,16 @@ impl Ctx<'_> {
         Ok(relay::override_url(self.global.server.as_deref(), self.env)?.map(|(u, _)| u))
     }
 
+    /// Whether the command line or the environment names an identity
+    /// (`-s`/`--dir`, `-u`/`--user`, STORE, RETALK_USER).
+    pub fn names_identity(&self) -> bool {
+        let s = self.global.selection();
+        s.store.is_some()
+            || s.user_level.is_some()
+            || self.env.get(crate::env::STORE).is_some()
+            || self.env.get(crate::env::RETALK_USER).is_some()
+    }
+
     /// Locates and opens the selected identity, applying any relay override.
     /// Checks everything that can be checked before asking for the
     /// passphrase, so a typo never costs a prompt. With `banner`, prints
@@ -103,6 +115,10 @@ impl Ctx<'_> {
         let mut identity = backend::open(dir, pass.expose()).await?;
         if let Some(url) = relay {
             identity.set_relay_url(&url);
+        } else if identity.relay_url().is_none() {
+            if let Some(url) = relay::owner_default(self.env) {
+                identity.set_relay_url(&url);
+            }
         }
         identity.set_api_key(self.api_key().as_deref());
         if banner {

@@ -22,8 +22,8 @@ pub struct Args {
     #[arg(long, value_name = "PEER")]
     pub peer: Vec<String>,
 
-    /// Every sender's messages, as NDJSON (0.3 form)
-    #[arg(long, conflicts_with = "peer")]
+    /// Every sender's messages, as NDJSON (0.3 form; not with --peer)
+    #[arg(long)]
     pub all: bool,
 
     /// No banner on stderr
@@ -42,9 +42,9 @@ pub struct Args {
 
     /// With --follow, seconds between polls when the relay cannot push
     /// (e.g. 2, 0.5, 500ms); a relay that pushes delivers at once whatever
-    /// the interval
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
-    pub interval: Duration,
+    /// the interval [default: 2]
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
 
     /// With --follow, longest time to let the relay hold a read open waiting
     /// for mail (0 = always poll)
@@ -79,10 +79,28 @@ use crate::follow::{self, Config, Seen};
 use crate::output::{self, format_message, Format, Lines, Received};
 use std::future::Future;
 
+/// The poll period of `--follow` without `--interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Refuses option combinations that cannot mean anything, with retalk
+/// 0.3.0's key phrases (`not both`, `only applies with --follow`).
+pub fn check(args: &Args) -> Result<(), CliError> {
+    if args.all && !args.peer.is_empty() {
+        return Err(CliError::usage("give --peer or --all, not both").hint(
+            "--peer PEER reads one sender (repeat it for several); --all reads every sender",
+        ));
+    }
+    if args.interval.is_some() && !args.follow {
+        return Err(CliError::usage("--interval only applies with --follow")
+            .hint("add --follow (-f) to keep listening, or drop --interval"));
+    }
+    Ok(())
+}
+
 /// The follow-loop timing for these arguments.
 pub fn follow_config(args: &Args) -> Config {
     Config {
-        interval: args.interval,
+        interval: args.interval.unwrap_or(DEFAULT_INTERVAL),
         wait: (!args.wait.is_zero()).then_some(args.wait),
         ..Config::default()
     }
@@ -116,6 +134,7 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, CliError> {
 
 /// Runs `retalk receive`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    check(args)?;
     // Catch signals before anything else, so ctrl-c during start-up still
     // ends cleanly.
     let stop = if args.follow {
@@ -165,6 +184,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn peer_with_all_and_interval_without_follow_are_refused_as_030() {
+        let parse = |argv: &[&str]| {
+            use clap::Parser;
+            let cli = crate::args::Cli::try_parse_from(
+                std::iter::once("retalk").chain(argv.iter().copied()),
+            );
+            let crate::args::Command::Receive(r) = cli.unwrap().command else {
+                panic!("not receive")
+            };
+            r
+        };
+        let e = check(&parse(&["receive", "--peer", "bob", "--all"])).unwrap_err();
+        assert!(e.message.contains("not both"), "{}", e.message);
+        assert_eq!(e.exit_code(), 2);
+        let e = check(&parse(&["receive", "--peer", "bob", "--interval", "5"])).unwrap_err();
+        assert!(
+            e.message.contains("only applies with --follow"),
+            "{}",
+            e.message
+        );
+        assert!(check(&parse(&[
+            "receive",
+            "--peer",
+            "bob",
+            "-f",
+            "--interval",
+            "60"
+        ]))
+        .is_ok());
+        assert!(check(&parse(&["receive", "--all"])).is_ok());
+    }
+
+    #[test]
     fn wait_zero_means_poll_only() {
         let mut a = Args {
             follow: true,
@@ -174,7 +226,7 @@ mod tests {
             quiet: false,
             peers_only: false,
             save: false,
-            interval: Duration::from_millis(300),
+            interval: Some(Duration::from_millis(300)),
             wait: Duration::ZERO,
         };
         assert_eq!(follow_config(&a).wait, None);
