@@ -200,24 +200,6 @@ impl WriterHandle {
         }
     }
 
-    /// Runs `op` for `caller` and waits for the committed result.
-    #[cfg(test)]
-    pub async fn call(
-        &self,
-        caller: UserId,
-        nonce: Option<Nonce>,
-        op: Op,
-    ) -> Result<Outcome, WireError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Job {
-            caller,
-            nonce,
-            op,
-            reply,
-        });
-        rx.await.unwrap_or_else(|_| Err(unavailable()))
-    }
-
     /// Asks the writer to finish what is queued and stop.
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
@@ -574,7 +556,7 @@ mod tests {
             peek: true,
             wait: None,
         };
-        writer.call(caller, Some(Nonce::random()), op).await
+        crate::storage::call_with(|job| writer.submit(job), caller, Some(Nonce::random()), op).await
     }
 
     /// A writer on a fresh database, syncing the handle `wal` picks.

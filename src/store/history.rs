@@ -45,42 +45,8 @@ impl Tx<'_> {
     /// Kept messages in the order they were kept, only with `peer` if given.
     /// Read-only. A row that does not open (damaged file) is skipped.
     pub fn history(&self, peer: Option<&str>) -> Result<Vec<HistoryRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT msg_id, peer, direction, sealed, ts FROM history \
-             WHERE ?1 IS NULL OR peer=?1 ORDER BY seq",
-        )?;
-        let rows = stmt
-            .query_map([peer], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, f64>(4)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (msg_id, peer, direction, sealed, ts) in rows {
-            let Some(v) = self
-                .keys
-                .open(HISTORY_PURPOSE, &sealed)
-                .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
-            else {
-                tracing::warn!(peer, "skipping a kept message that does not decrypt");
-                continue;
-            };
-            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-            out.push(HistoryRow {
-                msg_id,
-                peer,
-                direction,
-                name: field("name"),
-                text: field("text"),
-                ts,
-            });
-        }
-        Ok(out)
+        let rows = self.history_after(peer, i64::MIN)?;
+        Ok(rows.into_iter().map(|(_, row)| row).collect())
     }
 
     /// Kept messages after `after` (their `seq`, the row's place in keeping

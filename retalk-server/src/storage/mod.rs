@@ -79,14 +79,7 @@ impl Storage {
         nonce: Option<Nonce>,
         op: Op,
     ) -> Result<Outcome, WireError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Job {
-            caller,
-            nonce,
-            op,
-            reply,
-        });
-        rx.await.unwrap_or_else(|_| Err(unavailable()))
+        call_with(|job| self.submit(job), caller, nonce, op).await
     }
 
     /// See [`Backend::stop`].
@@ -98,4 +91,23 @@ impl Storage {
     pub fn recheck(&self) -> Option<Duration> {
         self.0.recheck()
     }
+}
+
+/// Submits one job through `submit` and waits for its committed answer
+/// ("unavailable" if the backend drops it): [`Storage::call`], and the
+/// writer's own tests, which drive a bare writer.
+pub(crate) async fn call_with(
+    submit: impl FnOnce(Job),
+    caller: UserId,
+    nonce: Option<Nonce>,
+    op: Op,
+) -> Result<Outcome, WireError> {
+    let (reply, rx) = oneshot::channel();
+    submit(Job {
+        caller,
+        nonce,
+        op,
+        reply,
+    });
+    rx.await.unwrap_or_else(|_| Err(unavailable()))
 }
