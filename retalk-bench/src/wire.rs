@@ -288,7 +288,13 @@ pub async fn burst(
     concurrency: usize,
     deadline: Instant,
 ) -> Burst {
-    burst_over(std::slice::from_ref(target), requests, concurrency, deadline).await
+    burst_over(
+        std::slice::from_ref(target),
+        requests,
+        concurrency,
+        deadline,
+    )
+    .await
 }
 
 /// [`burst`] with connection `i` going to `targets[i % targets.len()]`

@@ -359,7 +359,9 @@ pub mod pg {
         list_on(&client).await
     }
 
-    async fn list_on(client: &impl deadpool_postgres::GenericClient) -> Result<Vec<Value>, AdminError> {
+    async fn list_on(
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<Vec<Value>, AdminError> {
         let rows = client
             .query(
                 "SELECT key_hash, label, created, disabled FROM retalk_api_keys ORDER BY created",

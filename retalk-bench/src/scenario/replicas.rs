@@ -23,9 +23,10 @@ use tokio_postgres::NoTls;
 
 use crate::relay::Managed;
 use crate::scenario::latency::{deliveries, LatencyArgs};
+use crate::scenario::send::{signed_sends, SendLoad};
 use crate::stats::{fmt_ms, table, Errors, Latency};
 use crate::target_relay::{sibling, RelayArgs};
-use crate::wire::{burst_over, message, now_secs, sign_parallel, User};
+use crate::wire::{burst_over, now_secs, User};
 
 /// Options of the `replicas` scenario.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,21 +46,8 @@ pub struct ReplicasArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Measure::Both)]
     pub measure: Measure,
-    /// Signed sends in the timed phase.
-    #[arg(long, default_value_t = 60_000)]
-    pub requests: usize,
-    /// Connections sending at once, spread over the replicas.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Ciphertext bytes per message.
-    #[arg(long, default_value_t = 256)]
-    pub body_bytes: usize,
-    /// Distinct users.
-    #[arg(long, default_value_t = 200)]
-    pub users: usize,
-    /// Untimed sends first.
-    #[arg(long, default_value_t = 2_000)]
-    pub warmup: usize,
+    #[command(flatten)]
+    pub load: SendLoad,
     /// Messages delivered one at a time for the wake-up latency.
     #[arg(long, default_value_t = 500)]
     pub wakeups: usize,
@@ -67,9 +55,6 @@ pub struct ReplicasArgs {
     /// receiver's next read is already waiting).
     #[arg(long, default_value_t = 20)]
     pub gap_ms: u64,
-    /// Stop each timed phase after this many seconds.
-    #[arg(long, default_value_t = 60.0)]
-    pub max_seconds: f64,
 }
 
 /// Which parts `replicas` runs.
@@ -171,7 +156,11 @@ fn postgres_cpu() -> Option<f64> {
     let mut total = 0.0;
     let mut any = false;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -273,8 +262,8 @@ async fn measure(
     );
     let mut report = ReplicasReport {
         replicas: args.replicas,
-        concurrency: args.concurrency,
-        body_bytes: args.body_bytes,
+        concurrency: args.load.concurrency,
+        body_bytes: args.load.body_bytes,
         server,
         throughput: None,
         wakeup: None,
@@ -297,9 +286,9 @@ async fn measure(
             messages: args.wakeups,
             wait: 30,
             gap_ms: args.gap_ms,
-            body_bytes: args.body_bytes,
+            body_bytes: args.load.body_bytes,
             poll_interval: 0.0,
-            max_seconds: args.max_seconds,
+            max_seconds: args.load.max_seconds,
         };
         eprintln!(
             "replicas: {} deliveries from replica 1 to a receiver waiting on replica {}",
@@ -327,27 +316,17 @@ async fn throughput(
 ) -> Result<Throughput, String> {
     let relay = &replicas[0].relay;
     let targets: Vec<_> = replicas.iter().map(|m| m.relay.target.clone()).collect();
-    let users = Arc::new(User::many(args.users.max(2)));
+    let load = &args.load;
+    let users = Arc::new(User::many(load.users.max(2)));
     relay.publish_all(&users, 32).await?;
-    let n = users.len();
-    let total = args.warmup + args.requests;
+    let total = load.warmup + load.requests;
     eprintln!("replicas: signing {total} send_message requests");
     let sign_start = Instant::now();
-    let ts = now_secs();
-    let mut all = sign_parallel(total, |i| {
-        let from = &users[i % n];
-        let to = &users[(i * 7 + 1 + i / n) % n];
-        let to = if to.id == from.id {
-            &users[(i + 1) % n]
-        } else {
-            to
-        };
-        relay.signed_at(from, &message(&to.id, args.body_bytes, i as u64), ts)
-    });
-    let timed = all.split_off(args.warmup.min(all.len()));
+    let mut all = signed_sends(relay, &users, total, load.body_bytes, now_secs());
+    let timed = all.split_off(load.warmup.min(all.len()));
     let window_end = sign_start + Duration::from_secs(140);
     if !all.is_empty() {
-        let w = burst_over(&targets, Arc::new(all), args.concurrency, window_end).await;
+        let w = burst_over(&targets, Arc::new(all), load.concurrency, window_end).await;
         if w.errors.count == w.done {
             return Err(format!(
                 "every warm-up request was refused: {:?}",
@@ -355,11 +334,11 @@ async fn throughput(
             ));
         }
     }
-    let deadline = (Instant::now() + Duration::from_secs_f64(args.max_seconds)).min(window_end);
+    let deadline = (Instant::now() + Duration::from_secs_f64(load.max_seconds)).min(window_end);
     eprintln!(
         "replicas: firing {} sends over {} connections to {} replica(s)",
         timed.len(),
-        args.concurrency,
+        load.concurrency,
         replicas.len()
     );
     let relay_cpu = |ms: &[Managed]| -> f64 {
@@ -371,7 +350,7 @@ async fn throughput(
     let pg0 = postgres_cpu();
     let r0 = relay_cpu(replicas);
     let own0 = crate::relay::own_cpu_seconds();
-    let b = burst_over(&targets, Arc::new(timed), args.concurrency, deadline).await;
+    let b = burst_over(&targets, Arc::new(timed), load.concurrency, deadline).await;
     let own = crate::relay::own_cpu_seconds() - own0;
     let relays = relay_cpu(replicas) - r0;
     let pg = pg0.zip(postgres_cpu()).map(|(a, b)| b - a);
@@ -391,9 +370,7 @@ async fn throughput(
         relay_cpu_us: per(relays),
         postgres_cpu_us: pg.map(per),
         client_cpu_us: per(own),
-        commits_per_request: commits0
-            .zip(commits1)
-            .map(|(a, b)| (b - a) as f64 / done),
+        commits_per_request: commits0.zip(commits1).map(|(a, b)| (b - a) as f64 / done),
         wal_syncs_per_request: syncs0.zip(syncs1).map(|(a, b)| (b - a) as f64 / done),
         load: crate::env::loadavg(),
     })

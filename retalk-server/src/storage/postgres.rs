@@ -37,9 +37,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use futures_util::StreamExt;
-use retalk_proto::tools::{
-    ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published,
-};
+use retalk_proto::tools::{ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published};
 use retalk_proto::{UserId, WireError};
 use tokio_postgres::{AsyncMessage, NoTls};
 

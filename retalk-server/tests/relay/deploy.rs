@@ -109,7 +109,10 @@ fn deploy_compose_file_is_valid() {
         );
         assert_eq!(config.host, "0.0.0.0");
         assert_eq!(config.admin_password.as_deref(), Some("admin-pw"));
-        assert!(config.metrics_addr.is_some(), "{relay}: /readyz for its healthcheck");
+        assert!(
+            config.metrics_addr.is_some(),
+            "{relay}: /readyz for its healthcheck"
+        );
         configs.push((relay, config));
     }
     let (a, b) = (&configs[0].1, &configs[1].1);
@@ -118,7 +121,10 @@ fn deploy_compose_file_is_valid() {
     assert_eq!(a.audiences, ["http://127.0.0.1:8766"]);
     // Without the admin password the variable is empty, which the relay
     // reads as unset (/admin off).
-    let env = environment(&services["relay-a"], &HashMap::from([("RETALK_DB_PASSWORD", "x")]));
+    let env = environment(
+        &services["relay-a"],
+        &HashMap::from([("RETALK_DB_PASSWORD", "x")]),
+    );
     let config = retalk_server::cli::Args::try_parse_from(["retalk-server"])
         .unwrap()
         .resolve(&|name| env.get(name).cloned().filter(|v| !v.is_empty()))
@@ -136,17 +142,32 @@ fn deploy_compose_file_is_valid() {
         .collect();
     assert_eq!(ports, ["127.0.0.1:8766:8766"]);
     let nginx = std::fs::read_to_string(deploy_dir().join("nginx.conf")).unwrap();
-    let upstream: Vec<String> = nginx
+    let block = nginx
+        .split_once("upstream retalk {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .expect("an upstream block")
+        .0;
+    let upstream: Vec<String> = block
         .lines()
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("server "))
-        .map(|l| l.split_whitespace().next().unwrap().trim_end_matches(';').to_owned())
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches(';')
+                .to_owned()
+        })
         .collect();
     let wanted: Vec<String> = configs
         .iter()
         .map(|(name, c)| format!("{name}:{}", c.port))
         .collect();
     assert_eq!(upstream, wanted);
+    assert!(
+        nginx.contains("proxy_pass http://retalk;"),
+        "requests go to that upstream"
+    );
     let timeout: u64 = nginx
         .lines()
         .map(str::trim)
@@ -160,7 +181,10 @@ fn deploy_compose_file_is_valid() {
         timeout > retalk::proto::tools::read_messages::MAX_WAIT_SECS,
         "nginx would cut waiting reads at {timeout} s"
     );
-    assert!(nginx.contains("location /admin"), "/admin kept off the balancer");
+    assert!(
+        nginx.contains("location /admin"),
+        "/admin kept off the balancer"
+    );
     // Balanced braces: a truncated edit would not load.
     assert_eq!(nginx.matches('{').count(), nginx.matches('}').count());
 }

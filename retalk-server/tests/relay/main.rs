@@ -17,6 +17,7 @@
 //! * `mailbox_caps`: per-recipient, per-sender and byte caps, expiry;
 //! * `metrics`: the metrics listener, /healthz, /readyz;
 //! * `pg_admin`: API keys and /admin shared by replicas on PostgreSQL;
+//! * `pg_groups`: group commit on PostgreSQL under concurrent requests;
 //! * `pg_migrate`: `retalk-server migrate` from the reference's file to PostgreSQL;
 //! * `replicas`: two relays on one PostgreSQL database;
 //! * `tools`: each tool's answers;
@@ -36,6 +37,7 @@ mod limits;
 mod mailbox_caps;
 mod metrics;
 mod pg_admin;
+mod pg_groups;
 mod pg_migrate;
 mod replicas;
 mod tools;

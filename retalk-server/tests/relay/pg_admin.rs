@@ -110,7 +110,11 @@ async fn keys_are_shared_by_the_replicas_and_a_disabled_key_is_refused_by_both()
     until_status(&b, &key, 401, "a key deleted on A, used on B").await;
 
     // The page shows what the table holds, escaped.
-    admin(&a, json!({"action": "create", "label": "<script>x</script>"})).await;
+    admin(
+        &a,
+        json!({"action": "create", "label": "<script>x</script>"}),
+    )
+    .await;
     let page = b
         .http
         .get(format!("{}/admin", b.addr()))

@@ -10,10 +10,12 @@
 //! 1. `BEGIN`;
 //! 2. the group's nonces (one `INSERT ... ON CONFLICT DO NOTHING RETURNING`),
 //!    which recipients exist, and which bodies they refused;
-//! 3. the mailbox rows of every recipient and deleting reader, locked in
-//!    sorted order (so groups on any number of replicas never deadlock on
-//!    them), with the totals the caps are checked against, the per-sender
-//!    counts, and the user rows of the group's publishes (sorted too);
+//! 3. the mailbox rows of every recipient and deleting reader (created
+//!    where missing, then locked with `SELECT ... FOR UPDATE` in sorted
+//!    order, so groups on any number of replicas never deadlock on them,
+//!    and no row is rewritten just to lock it), with the totals the caps
+//!    are checked against, the per-sender counts, and the user rows of the
+//!    group's publishes (sorted too);
 //! 4. the messages (one `INSERT ... SELECT FROM unnest`), the mailbox
 //!    totals and the `pg_notify` wake-ups;
 //! 5. `COMMIT`.
@@ -35,7 +37,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use futures_util::future::try_join3;
+use futures_util::future::{try_join3, try_join4};
 use futures_util::StreamExt;
 use retalk_proto::tools::SendOutcome;
 use retalk_proto::{AuthError, WireError};
@@ -387,12 +389,15 @@ impl Inner {
             Vec::new()
         };
         let (pair_to, pair_from): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
-        let (s_lock, s_pairs, s_users) = try_join3(
+        let (s_create, s_lock, s_pairs, s_users) = try_join4(
             tx.prepare_cached(
                 "INSERT INTO retalk_mailboxes(recipient, count, bytes) \
                  SELECT r, 0, 0 FROM unnest($1::text[]) AS r ORDER BY r \
-                 ON CONFLICT (recipient) DO UPDATE SET count = retalk_mailboxes.count \
-                 RETURNING recipient, count, bytes",
+                 ON CONFLICT (recipient) DO NOTHING",
+            ),
+            tx.prepare_cached(
+                "SELECT recipient, count, bytes FROM retalk_mailboxes \
+                 WHERE recipient = ANY($1::text[]) ORDER BY recipient FOR UPDATE",
             ),
             tx.prepare_cached(
                 "SELECT u.r, u.s, (SELECT COUNT(*) FROM (SELECT 1 FROM retalk_messages m \
@@ -407,7 +412,13 @@ impl Inner {
         let per_sender_cap = caps.per_sender as i64;
         // Sent in this order on one connection: the counts are read after
         // the locks are held.
-        let (totals, from_sender, _) = try_join3(
+        let (_, totals, from_sender, _) = try_join4(
+            async {
+                match mailboxes.is_empty() {
+                    true => Ok(0),
+                    false => tx.execute(&s_create, &[&mailboxes]).await,
+                }
+            },
             async {
                 match mailboxes.is_empty() {
                     true => Ok(Vec::new()),
