@@ -90,9 +90,15 @@ pub fn client_error(e: ClientError) -> CliError {
         _ => None,
     };
     let message = match &e {
+        // The protocol's tool names (send_message, claim_key...) mean
+        // nothing to a person: say what happened without them.
         ClientError::Relay { error, .. } => format!(
             "the relay refused: {}",
             crate::output::one_line(&error.to_string())
+        ),
+        ClientError::BadResponse { detail, .. } => format!(
+            "the relay sent an invalid answer: {}",
+            crate::output::one_line(detail)
         ),
         _ => crate::output::one_line(&e.to_string()),
     };
