@@ -241,21 +241,7 @@ pub fn read(dir: &Path, secret: &str) -> Result<PythonIdentity, MigrateError> {
 
     let account_blob =
         meta("account")?.ok_or_else(|| MigrateError::NotPythonIdentity(dir.to_path_buf()))?;
-    // The MAC check is what tells a wrong secret; any other failure of a
-    // pickle that authenticated is damage, not a wrong secret.
-    let account = match AccountPickle::from_encrypted(&account_blob, &key) {
-        Ok(p) => Account::from_pickle(p),
-        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
-        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
-    };
-    let user_id = UserId::parse(
-        &crate::proto::fingerprint(
-            &account.curve25519_key().to_base64(),
-            &account.ed25519_key().to_base64(),
-        ),
-        "user id",
-    )
-    .expect("a fingerprint is 32 lowercase hex characters");
+    let (account, user_id) = decrypt_account(&account_blob, &key)?;
 
     let name = meta("name")?.unwrap_or_default();
     let server_url = meta("server_url")?.filter(|s| !s.is_empty());
@@ -431,4 +417,28 @@ pub(super) fn read_processed(
         }
     }
     Ok(processed)
+}
+
+/// Decrypts a reference account pickle with `key` and derives its user id.
+/// The MAC check is what tells a wrong secret
+/// ([`MigrateError::WrongSecret`]); any other failure of a pickle that
+/// authenticated is damage.
+pub(super) fn decrypt_account(
+    blob: &str,
+    key: &[u8; 32],
+) -> Result<(Account, UserId), MigrateError> {
+    let account = match AccountPickle::from_encrypted(blob, key) {
+        Ok(p) => Account::from_pickle(p),
+        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
+        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
+    };
+    let user_id = UserId::parse(
+        &crate::proto::fingerprint(
+            &account.curve25519_key().to_base64(),
+            &account.ed25519_key().to_base64(),
+        ),
+        "user id",
+    )
+    .expect("a fingerprint is 32 lowercase hex characters");
+    Ok((account, user_id))
 }

@@ -32,13 +32,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sha2::{Digest, Sha256};
-use vodozemac::olm::{Account, AccountPickle, Session};
+use vodozemac::olm::{Account, Session};
 use vodozemac::pk_encryption::{Message as PkMessage, PkDecryption};
 use vodozemac::{Curve25519PublicKey, Curve25519SecretKey};
 
 use super::python001::{
-    columns, corrupt, pickle_key, read_outbox, read_processed, read_sessions, table_exists,
-    OutboxEntry, Processed, STORE_FILE,
+    columns, corrupt, decrypt_account, pickle_key, read_outbox, read_processed, read_sessions,
+    table_exists, OutboxEntry, Processed, STORE_FILE,
 };
 use super::MigrateError;
 use crate::proto::ids::UserId;
@@ -212,19 +212,7 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
     let key = pickle_key(secret);
     let account_blob =
         meta("account")?.ok_or_else(|| MigrateError::NotPythonIdentity(dir.to_path_buf()))?;
-    let account = match AccountPickle::from_encrypted(&account_blob, &key) {
-        Ok(p) => Account::from_pickle(p),
-        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
-        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
-    };
-    let user_id = UserId::parse(
-        &crate::proto::fingerprint(
-            &account.curve25519_key().to_base64(),
-            &account.ed25519_key().to_base64(),
-        ),
-        "user id",
-    )
-    .expect("a fingerprint is 32 lowercase hex characters");
+    let (account, user_id) = decrypt_account(&account_blob, &key)?;
     let id = |raw: &str, what: &str| {
         UserId::parse(raw, "id").map_err(|_| corrupt(format!("{what}: malformed user id {raw:?}")))
     };
