@@ -200,7 +200,9 @@ fn layout_03(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
     Ok(None)
 }
 
-/// [`layout_03`] of the store in `dir` (`None` also when it cannot be read).
+/// The sign that the store in `dir` was made or upgraded by retalk 0.3.x
+/// (a column only 0.3.x has), `None` for a 0.0.1 layout; an error when the
+/// store cannot be read.
 pub fn layout_03_in(dir: &Path) -> rusqlite::Result<Option<&'static str>> {
     let conn = open_ro(&dir.join(STORE_FILE))?;
     layout_03(&conn)
