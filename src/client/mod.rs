@@ -12,6 +12,7 @@
 //! * `peers`: saved peer names and pins;
 //! * `contacts`, `history`, `blocklist`: the sub-handles `user.contacts()`,
 //!   `user.history()`, `user.blocklist()` (one table each);
+//! * `watch`: waiting for mail without taking it (a held peek);
 //! * `failpoint`: test-only crash injection (the `failpoints` feature only).
 //!
 //! All methods are `async` (tokio). A synchronous program drives them with a
@@ -40,6 +41,7 @@ mod receive;
 mod sessions;
 mod transport;
 mod user;
+mod watch;
 
 use std::time::Duration;
 
