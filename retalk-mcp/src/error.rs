@@ -110,13 +110,14 @@ impl From<ClientError> for ToolError {
                 "the relay does not know the recipient yet; the message stays in the \
                  outbox and is re-sent by `sync` or by this server's upkeep",
             ),
-            ClientError::InvalidArgument(_) => ToolError::new("bad_arguments", text),
+            ClientError::InvalidArgument(_) => ToolError::new("bad_arguments", text)
+                .hint("check the arguments against the tool's input schema (tools/list)"),
             ClientError::Relay { error, .. } => relay_refused(error),
             ClientError::BadResponse { .. } => ToolError::new("relay_refused", text)
                 .hint("the relay URL may not point at a retalk relay"),
             ClientError::Store(_) => ToolError::new("store", text)
                 .hint("the identity's local store failed; see the server's log on stderr"),
-            _ => ToolError::new("failed", text),
+            _ => ToolError::new("failed", text).hint("see the server's log on stderr; other tools still work"),
         }
     }
 }
@@ -138,6 +139,7 @@ fn relay_refused(error: &WireError) -> ToolError {
             ToolError::new("relay_unreachable", format!("the relay is busy ({reason})"))
                 .hint("try again in a little while")
         }
-        _ => ToolError::new("relay_refused", format!("the relay refused: {reason}")),
+        _ => ToolError::new("relay_refused", format!("the relay refused: {reason}"))
+            .hint("check the arguments; if it persists, the relay's operator can tell why"),
     }
 }

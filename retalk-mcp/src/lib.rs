@@ -76,3 +76,21 @@ where
 pub async fn serve_stdio(user: User, options: Options) -> Result<(), ServeError> {
     serve(user, options, rmcp::transport::stdio()).await
 }
+
+/// Sends this process's logs to stderr (stdout is the protocol's). The
+/// filter is `RETALK_LOG` (tracing's env-filter syntax), default `info`.
+/// rmcp's own messages are capped at info whatever the filter says: at
+/// debug it logs whole tool results, which hold message text.
+pub fn log_to_stderr() {
+    use tracing_subscriber::EnvFilter;
+    let spec = std::env::var("RETALK_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Ok(cap) = "rmcp=info".parse() {
+        filter = filter.add_directive(cap);
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

@@ -224,9 +224,8 @@ impl RetalkServer {
     }
 }
 
-type ToolResult<T> = Result<Json<T>, CallToolResult>;
 
-fn done<T>(r: Result<T, ToolError>) -> ToolResult<T> {
+fn done<T>(r: Result<T, ToolError>) -> Result<Json<T>, CallToolResult> {
     r.map(Json).map_err(|e| {
         tracing::debug!(code = e.code, "tool error");
         CallToolResult::from(e)
@@ -236,7 +235,7 @@ fn done<T>(r: Result<T, ToolError>) -> ToolResult<T> {
 #[tool_router(router = tool_router)]
 impl RetalkServer {
     #[tool(name = "id", description = tools::id::DESCRIPTION, annotations(read_only_hint = true, open_world_hint = false))]
-    async fn id(&self, Parameters(a): Parameters<tools::id::Args>) -> ToolResult<tools::id::Card> {
+    async fn id(&self, Parameters(a): Parameters<tools::id::Args>) -> Result<Json<tools::id::Card>, CallToolResult> {
         done(Ok(tools::id::run(&self.shared, a)))
     }
 
@@ -244,12 +243,12 @@ impl RetalkServer {
     async fn contacts(
         &self,
         Parameters(a): Parameters<tools::contacts::Args>,
-    ) -> ToolResult<tools::contacts::Out> {
+    ) -> Result<Json<tools::contacts::Out>, CallToolResult> {
         done(tools::contacts::run(&self.shared, a))
     }
 
     #[tool(name = "add", description = tools::add::DESCRIPTION, annotations(destructive_hint = false, idempotent_hint = true))]
-    async fn add(&self, Parameters(a): Parameters<tools::add::Args>) -> ToolResult<tools::add::Out> {
+    async fn add(&self, Parameters(a): Parameters<tools::add::Args>) -> Result<Json<tools::add::Out>, CallToolResult> {
         done(tools::add::run(&self.shared, a).await)
     }
 
@@ -257,7 +256,7 @@ impl RetalkServer {
     async fn verify(
         &self,
         Parameters(a): Parameters<tools::verify::Args>,
-    ) -> ToolResult<tools::verify::Out> {
+    ) -> Result<Json<tools::verify::Out>, CallToolResult> {
         done(tools::verify::run(&self.shared, a).await)
     }
 
@@ -265,7 +264,7 @@ impl RetalkServer {
     async fn block(
         &self,
         Parameters(a): Parameters<tools::block::Args>,
-    ) -> ToolResult<tools::block::Out> {
+    ) -> Result<Json<tools::block::Out>, CallToolResult> {
         done(tools::block::run(&self.shared, a))
     }
 
@@ -273,7 +272,7 @@ impl RetalkServer {
     async fn send(
         &self,
         Parameters(a): Parameters<tools::send::Args>,
-    ) -> ToolResult<tools::send::Receipt> {
+    ) -> Result<Json<tools::send::Receipt>, CallToolResult> {
         done(tools::send::run(&self.shared, a).await)
     }
 
@@ -281,7 +280,7 @@ impl RetalkServer {
     async fn receive(
         &self,
         Parameters(a): Parameters<tools::receive::Args>,
-    ) -> ToolResult<tools::receive::Out> {
+    ) -> Result<Json<tools::receive::Out>, CallToolResult> {
         done(tools::receive::run(&self.shared, a).await)
     }
 
@@ -290,7 +289,7 @@ impl RetalkServer {
         &self,
         Parameters(a): Parameters<tools::wait::Args>,
         ct: CancellationToken,
-    ) -> ToolResult<tools::wait::Out> {
+    ) -> Result<Json<tools::wait::Out>, CallToolResult> {
         done(tools::wait::run(&self.shared, a, ct).await)
     }
 
@@ -298,7 +297,7 @@ impl RetalkServer {
     async fn history(
         &self,
         Parameters(a): Parameters<tools::history::Args>,
-    ) -> ToolResult<tools::history::Out> {
+    ) -> Result<Json<tools::history::Out>, CallToolResult> {
         done(tools::history::run(&self.shared, a))
     }
 
@@ -306,7 +305,7 @@ impl RetalkServer {
     async fn sync(
         &self,
         Parameters(a): Parameters<tools::sync::Args>,
-    ) -> ToolResult<tools::sync::Out> {
+    ) -> Result<Json<tools::sync::Out>, CallToolResult> {
         done(tools::sync::run(&self.shared, a).await)
     }
 }

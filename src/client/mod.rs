@@ -12,6 +12,7 @@
 //! * `peers`: saved peer names and pins;
 //! * `contacts`, `history`, `blocklist`: the sub-handles `user.contacts()`,
 //!   `user.history()`, `user.blocklist()` (one table each);
+//! * `claims`: which reader a held message belongs to;
 //! * `watch`: waiting for mail without taking it (a held peek);
 //! * `failpoint`: test-only crash injection (the `failpoints` feature only).
 //!
@@ -31,6 +32,7 @@
 //! ```
 
 mod blocklist;
+mod claims;
 mod contacts;
 mod error;
 mod failpoint;

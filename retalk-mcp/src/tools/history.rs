@@ -61,7 +61,8 @@ pub fn run(shared: &Shared, args: Args) -> Result<Out, ToolError> {
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ToolError::bad_args(format!(
             "`limit` must be between 1 and {MAX_LIMIT}, not {limit}"
-        )));
+        ))
+        .hint("leave it out for the newest 50"));
     }
     let peer = args.peer.as_deref().map(|p| resolve(shared, p)).transpose()?;
     let all = shared.user.history().list(peer.as_ref())?;

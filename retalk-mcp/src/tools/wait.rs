@@ -97,7 +97,8 @@ pub async fn run(shared: &Shared, args: Args, ct: CancellationToken) -> Result<O
         let started = Instant::now();
         tokio::select! {
             _ = ct.cancelled() => {
-                return Err(ToolError::new("cancelled", "the wait was cancelled"));
+                return Err(ToolError::new("cancelled", "the wait was cancelled")
+                    .hint("nothing was taken; call `wait` again to listen"));
             }
             _ = pushed.changed() => { idle_wakeups = 0; }
             _ = tokio::time::sleep(left) => {}
