@@ -143,3 +143,78 @@ fn relay_refused(error: &WireError) -> ToolError {
             .hint("check the arguments; if it persists, the relay's operator can tell why"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use retalk::UserId;
+
+    fn id() -> UserId {
+        UserId::parse("0123456789abcdef0123456789abcdef", "id").unwrap()
+    }
+
+    #[test]
+    fn library_errors_become_tool_errors_with_codes_and_hints() {
+        let cases = [
+            (ClientError::UnknownPeer("carol".into()), "unknown_peer"),
+            (
+                ClientError::PinMismatch {
+                    peer: id(),
+                    detail: "the keys hash to something else".into(),
+                },
+                "pin_mismatch",
+            ),
+            (ClientError::Unreachable("connection refused".into()), "relay_unreachable"),
+            (ClientError::NoRelay, "no_relay"),
+            (ClientError::SelfSend(id()), "bad_arguments"),
+            (
+                ClientError::Relay {
+                    tool: "send_message",
+                    error: WireError::TooLarge("body too large".into()),
+                },
+                "bad_arguments",
+            ),
+            (
+                ClientError::Relay {
+                    tool: "get_keys",
+                    error: WireError::NotFound("no such user".into()),
+                },
+                "relay_refused",
+            ),
+            (
+                ClientError::KeptForResend {
+                    id: "ab".repeat(16),
+                    reason: "unknown recipient".into(),
+                },
+                "kept_for_resend",
+            ),
+        ];
+        for (e, code) in cases {
+            let t = ToolError::from(e.clone());
+            assert_eq!(t.code, code, "{e:?}");
+            assert!(t.hint.as_deref().is_some_and(|h| h.len() > 20), "{e:?}: {t:?}");
+        }
+        let pin = ToolError::from(ClientError::PinMismatch {
+            peer: id(),
+            detail: "x".into(),
+        });
+        assert!(pin.error.contains("PIN MISMATCH"), "{pin:?}");
+    }
+
+    #[test]
+    fn a_tool_error_is_an_error_result_with_structured_content() {
+        let r = CallToolResult::from(ToolError::bad_args("`text` is empty").hint("write something"));
+        assert_eq!(r.is_error, Some(true));
+        let sc = r.structured_content.unwrap();
+        assert_eq!(sc["code"], "bad_arguments");
+        assert_eq!(sc["hint"], "write something");
+        let text = r.content[0].as_text().unwrap().text.clone();
+        assert!(text.contains("`text` is empty") && text.contains("write something"), "{text}");
+    }
+
+    #[test]
+    fn relay_text_cannot_steer_a_terminal() {
+        let t = ToolError::new("failed", "bad\u{1b}[2Jthing\u{202e}\nnext");
+        assert!(!t.error.chars().any(|c| c.is_control() || c == '\u{202e}'), "{t:?}");
+    }
+}

@@ -123,3 +123,22 @@ pub(crate) async fn take(
     }));
     Ok((out, problems))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn arguments_are_checked_by_name() {
+        // Unknown argument names are refused, not ignored: a misspelt
+        // `peer` must not turn a one-sender read into an every-sender one.
+        let bad = serde_json::from_value::<super::receive::Args>(json!({"peers": "bob"}));
+        assert!(bad.is_err());
+        let ok: super::wait::Args = serde_json::from_value(json!({"timeout": 1.5})).unwrap();
+        assert_eq!(ok.timeout, Some(1.5));
+        let send = serde_json::from_value::<super::send::Args>(json!({"peer": "bob"}));
+        assert!(send.is_err(), "text is required");
+        assert!(super::parse_fingerprint("ABCDEF0123456789ABCDEF0123456789").is_ok());
+        assert!(super::parse_fingerprint("abc").is_err());
+    }
+}
