@@ -117,7 +117,8 @@ impl From<ClientError> for ToolError {
                 .hint("the relay URL may not point at a retalk relay"),
             ClientError::Store(_) => ToolError::new("store", text)
                 .hint("the identity's local store failed; see the server's log on stderr"),
-            _ => ToolError::new("failed", text).hint("see the server's log on stderr; other tools still work"),
+            _ => ToolError::new("failed", text)
+                .hint("see the server's log on stderr; other tools still work"),
         }
     }
 }
@@ -164,7 +165,10 @@ mod tests {
                 },
                 "pin_mismatch",
             ),
-            (ClientError::Unreachable("connection refused".into()), "relay_unreachable"),
+            (
+                ClientError::Unreachable("connection refused".into()),
+                "relay_unreachable",
+            ),
             (ClientError::NoRelay, "no_relay"),
             (ClientError::SelfSend(id()), "bad_arguments"),
             (
@@ -192,7 +196,10 @@ mod tests {
         for (e, code) in cases {
             let t = ToolError::from(e.clone());
             assert_eq!(t.code, code, "{e:?}");
-            assert!(t.hint.as_deref().is_some_and(|h| h.len() > 20), "{e:?}: {t:?}");
+            assert!(
+                t.hint.as_deref().is_some_and(|h| h.len() > 20),
+                "{e:?}: {t:?}"
+            );
         }
         let pin = ToolError::from(ClientError::PinMismatch {
             peer: id(),
@@ -203,18 +210,25 @@ mod tests {
 
     #[test]
     fn a_tool_error_is_an_error_result_with_structured_content() {
-        let r = CallToolResult::from(ToolError::bad_args("`text` is empty").hint("write something"));
+        let r =
+            CallToolResult::from(ToolError::bad_args("`text` is empty").hint("write something"));
         assert_eq!(r.is_error, Some(true));
         let sc = r.structured_content.unwrap();
         assert_eq!(sc["code"], "bad_arguments");
         assert_eq!(sc["hint"], "write something");
         let text = r.content[0].as_text().unwrap().text.clone();
-        assert!(text.contains("`text` is empty") && text.contains("write something"), "{text}");
+        assert!(
+            text.contains("`text` is empty") && text.contains("write something"),
+            "{text}"
+        );
     }
 
     #[test]
     fn relay_text_cannot_steer_a_terminal() {
         let t = ToolError::new("failed", "bad\u{1b}[2Jthing\u{202e}\nnext");
-        assert!(!t.error.chars().any(|c| c.is_control() || c == '\u{202e}'), "{t:?}");
+        assert!(
+            !t.error.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{t:?}"
+        );
     }
 }

@@ -63,7 +63,9 @@ where
             .await
             .map(|_| ())
             .map_err(|e| ServeError(format!("the MCP session failed: {e}"))),
-        Err(e) => Err(ServeError(format!("the MCP client did not start a session: {e}"))),
+        Err(e) => Err(ServeError(format!(
+            "the MCP client did not start a session: {e}"
+        ))),
     };
     stop.cancel();
     if let Some(p) = push {

@@ -74,7 +74,16 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut first = true;
     let mut supports_wait: Option<bool> = None;
     while !stop.is_cancelled() {
-        match round(&shared, &mut seen, &mut next_maintain, &mut first, &mut supports_wait, &stop).await {
+        match round(
+            &shared,
+            &mut seen,
+            &mut next_maintain,
+            &mut first,
+            &mut supports_wait,
+            &stop,
+        )
+        .await
+        {
             Ok(()) => {
                 if backoff.take().is_some() {
                     tracing::info!("the relay answers again; listening");

@@ -11,10 +11,10 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourcesResult,
-    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{tool, tool_handler, tool_router, ErrorData, Peer, RoleServer, ServerHandler};
@@ -224,7 +224,6 @@ impl RetalkServer {
     }
 }
 
-
 fn done<T>(r: Result<T, ToolError>) -> Result<Json<T>, CallToolResult> {
     r.map(Json).map_err(|e| {
         tracing::debug!(code = e.code, "tool error");
@@ -235,7 +234,10 @@ fn done<T>(r: Result<T, ToolError>) -> Result<Json<T>, CallToolResult> {
 #[tool_router(router = tool_router)]
 impl RetalkServer {
     #[tool(name = "id", description = tools::id::DESCRIPTION, annotations(read_only_hint = true, open_world_hint = false))]
-    async fn id(&self, Parameters(a): Parameters<tools::id::Args>) -> Result<Json<tools::id::Card>, CallToolResult> {
+    async fn id(
+        &self,
+        Parameters(a): Parameters<tools::id::Args>,
+    ) -> Result<Json<tools::id::Card>, CallToolResult> {
         done(Ok(tools::id::run(&self.shared, a)))
     }
 
@@ -248,7 +250,10 @@ impl RetalkServer {
     }
 
     #[tool(name = "add", description = tools::add::DESCRIPTION, annotations(destructive_hint = false, idempotent_hint = true))]
-    async fn add(&self, Parameters(a): Parameters<tools::add::Args>) -> Result<Json<tools::add::Out>, CallToolResult> {
+    async fn add(
+        &self,
+        Parameters(a): Parameters<tools::add::Args>,
+    ) -> Result<Json<tools::add::Out>, CallToolResult> {
         done(tools::add::run(&self.shared, a).await)
     }
 
@@ -352,9 +357,10 @@ impl ServerHandler for RetalkServer {
                     .and_then(|c| c.as_text())
                     .map(|t| t.text.clone())
                     .unwrap_or_default();
-                CallToolResult::from(ToolError::bad_args(text).hint(
-                    "check the arguments against the tool's input schema (tools/list)",
-                ))
+                CallToolResult::from(
+                    ToolError::bad_args(text)
+                        .hint("check the arguments against the tool's input schema (tools/list)"),
+                )
                 .into()
             }
             other => other,
@@ -444,7 +450,9 @@ impl ServerHandler for RetalkServer {
             text: body.to_string(),
             meta: None,
         };
-        Ok(ReadResourceResult::new(vec![contents]).with_ttl_ms(0).into())
+        Ok(ReadResourceResult::new(vec![contents])
+            .with_ttl_ms(0)
+            .into())
     }
 
     async fn subscribe(
@@ -494,7 +502,11 @@ impl ServerHandler for RetalkServer {
             key
         };
         context.cancelled().await;
-        self.shared.announcer.lock().sinks.retain(|(k, _)| *k != key);
+        self.shared
+            .announcer
+            .lock()
+            .sinks
+            .retain(|(k, _)| *k != key);
         Ok(())
     }
 }

@@ -140,7 +140,11 @@ fn python_client_drives_two_servers() {
     let report: Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("the driver's report is not JSON ({e}): {out}\n{err}"));
     assert_eq!(report["tools"].as_array().map(Vec::len), Some(10));
-    assert_eq!(report["follow_split"]["mcp"].as_u64().unwrap() + report["follow_split"]["follow"].as_u64().unwrap(), 20);
+    assert_eq!(
+        report["follow_split"]["mcp"].as_u64().unwrap()
+            + report["follow_split"]["follow"].as_u64().unwrap(),
+        20
+    );
     let path = root.join("target/mcp-report.json");
     let _ = std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap());
     eprintln!(

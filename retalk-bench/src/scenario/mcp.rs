@@ -161,8 +161,11 @@ pub async fn run(args: &McpArgs) -> Result<McpReport, String> {
     srv.response(id, Duration::from_secs(30))?;
     srv.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
 
-    let (mut wake, mut from_start, mut send_rec) =
-        (Recorder::default(), Recorder::default(), Recorder::default());
+    let (mut wake, mut from_start, mut send_rec) = (
+        Recorder::default(),
+        Recorder::default(),
+        Recorder::default(),
+    );
     let mut missed = 0;
     // The first message starts the Olm session (key claim): not timed.
     for i in 0..=args.runs {

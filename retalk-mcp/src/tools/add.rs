@@ -70,8 +70,10 @@ pub async fn run(shared: &Shared, args: Args) -> Result<Out, ToolError> {
             let n = n.trim().to_owned();
             check_name(&n)?;
             if n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()) && n != id.as_str() {
-                return Err(ToolError::bad_args("the name looks like another fingerprint")
-                    .hint("`fingerprint` is the id, `name` your local name for it"));
+                return Err(
+                    ToolError::bad_args("the name looks like another fingerprint")
+                        .hint("`fingerprint` is the id, `name` your local name for it"),
+                );
             }
             n
         }

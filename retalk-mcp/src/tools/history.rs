@@ -64,7 +64,11 @@ pub fn run(shared: &Shared, args: Args) -> Result<Out, ToolError> {
         ))
         .hint("leave it out for the newest 50"));
     }
-    let peer = args.peer.as_deref().map(|p| resolve(shared, p)).transpose()?;
+    let peer = args
+        .peer
+        .as_deref()
+        .map(|p| resolve(shared, p))
+        .transpose()?;
     let all = shared.user.history().list(peer.as_ref())?;
     let omitted = all.len().saturating_sub(limit as usize);
     let messages = all

@@ -56,10 +56,8 @@ pub(crate) fn resolve(shared: &Shared, peer: &str) -> Result<UserId, ToolError> 
         return Err(ToolError::bad_args("`peer` is empty")
             .hint("give a saved contact name (see `contacts`) or a 32-hex fingerprint"));
     }
-    let hexish = t.len() >= 24
-        && t.len() <= 40
-        && t.len() != 32
-        && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let hexish =
+        t.len() >= 24 && t.len() <= 40 && t.len() != 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
     if hexish && shared.user.contacts().get(t).ok().flatten().is_none() {
         return Err(ToolError::bad_args(format!(
             "'{t}' looks like a fingerprint but has {} characters; a fingerprint has 32",

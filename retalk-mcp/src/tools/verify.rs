@@ -38,16 +38,20 @@ pub struct Out {
 
 /// Runs the tool.
 pub async fn run(shared: &Shared, args: Args) -> Result<Out, ToolError> {
-    let c = shared.user.contacts().get(args.peer.trim())?.ok_or_else(|| {
-        ToolError::new(
-            "unknown_peer",
-            format!(
-                "no saved contact '{}'",
-                crate::error::one_line(args.peer.trim())
-            ),
-        )
-        .hint("save it first with the `add` tool; `contacts` lists the saved names")
-    })?;
+    let c = shared
+        .user
+        .contacts()
+        .get(args.peer.trim())?
+        .ok_or_else(|| {
+            ToolError::new(
+                "unknown_peer",
+                format!(
+                    "no saved contact '{}'",
+                    crate::error::one_line(args.peer.trim())
+                ),
+            )
+            .hint("save it first with the `add` tool; `contacts` lists the saved names")
+        })?;
     let (identity_key, signing_key) = shared.user.contacts().verify_from_relay(&c.id).await?;
     Ok(Out {
         name: c.name,

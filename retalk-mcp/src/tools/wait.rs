@@ -66,7 +66,11 @@ pub async fn run(shared: &Shared, args: Args, ct: CancellationToken) -> Result<O
         ))
         .hint("wait again after it returns to listen longer"));
     }
-    let from = args.peer.as_deref().map(|p| resolve(shared, p)).transpose()?;
+    let from = args
+        .peer
+        .as_deref()
+        .map(|p| resolve(shared, p))
+        .transpose()?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut pushed = shared.delivered.subscribe();
     let supports_wait = shared.user.relay_supports_wait().await?;

@@ -62,13 +62,23 @@ async fn wait_for_mail_waits_for_mail_and_takes_nothing() {
 
     // Nothing there: it holds (here for one second) and says so.
     let t = Instant::now();
-    assert!(!bob.wait_for_mail(Duration::from_secs(1), None).await.unwrap());
-    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(!bob
+        .wait_for_mail(Duration::from_secs(1), None)
+        .await
+        .unwrap());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Mail lands during the wait: it returns at once, well before the end.
     let watcher = async {
         let t = Instant::now();
-        let seen = bob.wait_for_mail(Duration::from_secs(20), None).await.unwrap();
+        let seen = bob
+            .wait_for_mail(Duration::from_secs(20), None)
+            .await
+            .unwrap();
         (seen, t.elapsed())
     };
     let sender = async {
@@ -80,7 +90,10 @@ async fn wait_for_mail_waits_for_mail_and_takes_nothing() {
     assert!(took < Duration::from_secs(10), "{took:?}");
 
     // Already there: at once, again and again (it took nothing)...
-    assert!(bob.wait_for_mail(Duration::from_secs(20), None).await.unwrap());
+    assert!(bob
+        .wait_for_mail(Duration::from_secs(20), None)
+        .await
+        .unwrap());
     // ...only the chosen sender's, with `from`.
     assert!(!bob
         .wait_for_mail(Duration::ZERO, Some(&bob.user_id()))
