@@ -6,7 +6,7 @@
 //!   subscriptions and logging);
 //! * [`tools`]: one module per tool (`id`, `contacts`, `add`, `verify`,
 //!   `block`, `send`, `receive`, `wait`, `history`, `sync`);
-//! * [`push`](crate::push): the task announcing new mail while the server runs;
+//! * `push`: the task announcing new mail while the server runs;
 //! * [`error`]: tool errors (message, hint, code).
 //!
 //! The caller opens the identity (the passphrase never reaches the MCP
