@@ -87,8 +87,10 @@ pub fn log_to_stderr() {
     use tracing_subscriber::EnvFilter;
     let spec = std::env::var("RETALK_LOG").unwrap_or_else(|_| "info".into());
     let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    if let Ok(cap) = "rmcp=info".parse() {
-        filter = filter.add_directive(cap);
+    if spec.contains("debug") || spec.contains("trace") {
+        if let Ok(cap) = "rmcp=info".parse() {
+            filter = filter.add_directive(cap);
+        }
     }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

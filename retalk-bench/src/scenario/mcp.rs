@@ -30,6 +30,10 @@ pub struct McpArgs {
     /// Timed wake-ups.
     #[arg(long, default_value_t = 50)]
     pub runs: usize,
+    /// Start the server with `--no-push` (no announcements, no upkeep):
+    /// the `wait` alone.
+    #[arg(long)]
+    pub no_push: bool,
     /// Milliseconds between starting the `wait` and Bob's send.
     #[arg(long, default_value_t = 200)]
     pub park_ms: u64,
@@ -40,6 +44,8 @@ pub struct McpArgs {
 pub struct McpReport {
     /// The relay.
     pub relay: String,
+    /// The server ran with `--no-push`.
+    pub no_push: bool,
     /// Bob's `send` returned → the `wait` response on stdout.
     pub wake: Latency,
     /// Bob's `send` started → the `wait` response on stdout.
@@ -129,6 +135,7 @@ pub async fn run(args: &McpArgs) -> Result<McpReport, String> {
         .args(["mcp", "-s"])
         .arg(&a_dir)
         .args(["--relay", &url, "--no-save"])
+        .args(args.no_push.then_some("--no-push"))
         .env("PICKLE_SECRET", SECRET)
         .env("RETALK_LOG", "warn")
         .stdin(Stdio::piped())
@@ -201,6 +208,7 @@ pub async fn run(args: &McpArgs) -> Result<McpReport, String> {
     }
     Ok(McpReport {
         relay: url,
+        no_push: args.no_push,
         wake: wake.latency(),
         from_send_start: from_start.latency(),
         send: send_rec.latency(),
@@ -219,7 +227,11 @@ pub fn render(r: &McpReport) -> String {
             "missed",
         ],
         &[vec![
-            r.relay.clone(),
+            if r.no_push {
+                format!("{} (--no-push)", r.relay)
+            } else {
+                r.relay.clone()
+            },
             r.wake.cell(),
             r.from_send_start.cell(),
             r.send.cell(),

@@ -19,6 +19,12 @@ pub struct Args {
     /// cannot use up your one-time keys)
     #[arg(long)]
     pub peers_only: bool,
+
+    /// No push task: no announcements of new mail and no background key
+    /// upkeep (the `wait` tool still wakes on the relay's push; run `sync`
+    /// now and then)
+    #[arg(long)]
+    pub no_push: bool,
 }
 
 /// The `--help` text after the options.
@@ -54,7 +60,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     let options = retalk_mcp::Options {
         save: !args.no_save,
         peers_only: args.peers_only,
-        push: true,
+        push: !args.no_push,
     };
     retalk_mcp::serve_stdio(user, options)
         .await
