@@ -7,6 +7,7 @@ pub mod latency;
 pub mod library;
 pub mod mcp;
 pub mod read;
+pub mod replicas;
 pub mod send;
 pub mod verify;
 pub mod waiters;
