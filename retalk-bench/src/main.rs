@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use scenario::{abuse, all, cli, latency, library, read, replicas, send, verify, waiters};
+use scenario::{abuse, all, cli, latency, library, mcp, read, replicas, send, verify, waiters};
 
 /// Load generator and benchmarks for retalk relays.
 ///
@@ -87,6 +87,9 @@ enum Scenario {
     /// and the wake-up latency of a receiver waiting on another replica
     /// than the sender's.
     Replicas(replicas::ReplicasArgs),
+    /// `retalk mcp`: wake-up latency of a `wait` tool call held through
+    /// the MCP server, from the peer's send to the response on stdout.
+    Mcp(mcp::McpArgs),
     /// Everything above, each scenario on a freshly started relay: ours
     /// and, with --python-relay, the Python reference, side by side.
     All(all::AllArgs),
@@ -153,6 +156,11 @@ async fn run(args: Args) -> Result<(), String> {
         Scenario::Library(a) => {
             let r = library::run(a).await?;
             println!("{}", library::render(&r));
+            emit(&args.json, &(env, r))
+        }
+        Scenario::Mcp(a) => {
+            let r = mcp::run(a).await?;
+            println!("{}", mcp::render(&r));
             emit(&args.json, &(env, r))
         }
         Scenario::All(a) => {

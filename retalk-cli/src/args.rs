@@ -327,6 +327,18 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::config::HELP)]
     Config(crate::commands::config::Args),
 
+    /// Serve this identity to an AI agent: an MCP server on stdin/stdout
+    #[command(
+        long_about = "\
+Serve this identity as a Model Context Protocol server over stdio, the native
+interface for AI agents (Claude Code, Codex, any MCP host): tools to send,
+receive, wait for replies, manage contacts and read the conversation, and
+notifications when mail lands.",
+        after_help = SHORT_FOOTER,
+        after_long_help = crate::commands::mcp::HELP
+    )]
+    Mcp(crate::commands::mcp::Args),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_long_help = crate::commands::completions::HELP)]
     Completions(crate::commands::completions::Args),

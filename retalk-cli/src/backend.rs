@@ -243,6 +243,12 @@ impl Identity {
         self.save = save;
     }
 
+    /// The library's identity, for front ends that drive it themselves
+    /// (`retalk mcp` hands it to the MCP server).
+    pub fn into_user(self) -> User {
+        self.user
+    }
+
     /// Records that the identity has no passphrase.
     pub fn mark_unprotected(&mut self) -> Result<(), CliError> {
         self.user

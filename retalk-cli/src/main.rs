@@ -85,6 +85,7 @@ fn run(cli: &Cli, dialect_03: bool) -> Result<(), CliError> {
             Command::History(a) => commands::history::run(&ctx, a).await,
             Command::Show(a) => commands::show::run(&ctx, a).await,
             Command::Config(a) => commands::config::run(&ctx, a).await,
+            Command::Mcp(a) => commands::mcp::run(&ctx, a).await,
             Command::Completions(a) => commands::completions::run(a),
             Command::Man(a) => commands::man::run(a),
         }

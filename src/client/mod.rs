@@ -12,6 +12,8 @@
 //! * `peers`: saved peer names and pins;
 //! * `contacts`, `history`, `blocklist`: the sub-handles `user.contacts()`,
 //!   `user.history()`, `user.blocklist()` (one table each);
+//! * `claims`: which reader a held message belongs to;
+//! * `watch`: waiting for mail without taking it (a held peek);
 //! * `failpoint`: test-only crash injection (the `failpoints` feature only).
 //!
 //! All methods are `async` (tokio). A synchronous program drives them with a
@@ -30,6 +32,7 @@
 //! ```
 
 mod blocklist;
+mod claims;
 mod contacts;
 mod error;
 mod failpoint;
@@ -41,6 +44,7 @@ mod receive;
 mod sessions;
 mod transport;
 mod user;
+mod watch;
 
 use std::time::Duration;
 

@@ -81,7 +81,10 @@ pub struct ReceiveOptions {
     pub peers_only: bool,
     /// Keep each returned message until [`User::shown`] confirms it was
     /// written out, so a reader that dies or whose output closes loses
-    /// nothing: unconfirmed messages are returned again, first.
+    /// nothing: unconfirmed messages are returned again, first. A held
+    /// message is reserved for the `User` instance that got it: other
+    /// instances (another process on the same identity) get it only once
+    /// that one is gone (dropped, or its process ended).
     pub hold: bool,
 }
 
@@ -455,10 +458,35 @@ impl User {
 
     /// Step 4: takes out everything ready to return.
     fn take_outcomes(&self, opts: &ReceiveOptions) -> Result<Inbox, ClientError> {
+        if opts.hold {
+            self.hold_claim_lock().map_err(|e| {
+                ClientError::Store(crate::store::StoreError::Io(format!(
+                    "cannot take the claim lock in {}: {e}",
+                    self.dir().join("claims").display()
+                )))
+            })?;
+        }
         self.store.tx(|t| {
             let (delivered, problems) = if opts.hold || opts.from.is_some() {
-                let (d, p) = t.peek_outcomes(opts.from.as_ref().map(UserId::as_str))?;
-                if !opts.hold {
+                let (mut d, p) = t.peek_outcomes(opts.from.as_ref().map(UserId::as_str))?;
+                if opts.hold {
+                    // Two readers holding at once (an MCP server beside a
+                    // `receive --follow`) must not both return a message:
+                    // one held by another live instance is left alone; one
+                    // whose holder is gone is returned again (see `claims`).
+                    let mut mine = Vec::with_capacity(d.len());
+                    for m in d {
+                        let free = match t.claim(&m.peer, &m.msg_id)? {
+                            Some((who, _)) => who == self.claimant || !self.claimant_alive(&who),
+                            None => true,
+                        };
+                        if free {
+                            t.set_claim(&m.peer, &m.msg_id, &self.claimant)?;
+                            mine.push(m);
+                        }
+                    }
+                    d = mine;
+                } else {
                     for m in &d {
                         t.delivered_delete(&m.peer, &m.msg_id)?;
                     }

@@ -49,6 +49,12 @@ pub struct User {
     /// times per command; anything that changes the account (new keys, an
     /// inbound session) loads it fresh under the store lock instead.
     signer: Account,
+    /// Who this instance is when it holds delivered messages (`hold`):
+    /// other instances, in this process or another, leave them alone while
+    /// this one is alive (see `claims`).
+    pub(crate) claimant: String,
+    /// Held from the first hold receive on (see `claims`).
+    pub(crate) claim_lock: Mutex<Option<super::claims::ClaimLock>>,
 }
 
 impl std::fmt::Debug for User {
@@ -188,6 +194,8 @@ impl User {
             relay_override: None,
             wait_cache: Mutex::new(None),
             signer: account,
+            claimant: hex::encode(rand::random::<[u8; 8]>()),
+            claim_lock: Mutex::new(None),
         })
     }
 

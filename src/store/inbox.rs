@@ -36,6 +36,13 @@ pub type Outcomes = (Vec<DeliveredRow>, Vec<(String, String)>);
 
 const DELIVERED_PURPOSE: &str = "delivered-message";
 
+/// `meta` keys of claims on held messages (public: ids only).
+const CLAIM_PREFIX: &str = "claim:";
+
+fn claim_key(peer: &str, msg_id: &str) -> String {
+    format!("{CLAIM_PREFIX}{peer}/{msg_id}")
+}
+
 impl Tx<'_> {
     /// Keeps fetched mail until it is processed.
     pub fn inbox_insert(
@@ -116,8 +123,24 @@ impl Tx<'_> {
     /// Removes and returns everything waiting to be returned, in order.
     pub fn take_outcomes(&self) -> Result<Outcomes, StoreError> {
         let out = self.peek_outcomes(None)?;
-        self.conn.execute_batch("DELETE FROM delivered;")?;
+        self.conn.execute_batch(&format!(
+            "DELETE FROM delivered; DELETE FROM meta WHERE k LIKE '{CLAIM_PREFIX}%';"
+        ))?;
         Ok(out)
+    }
+
+    /// Who holds a delivered message and since when (`claimant`, seconds
+    /// since the epoch), if anyone does.
+    pub fn claim(&self, peer: &str, msg_id: &str) -> Result<Option<(String, f64)>, StoreError> {
+        Ok(self.meta(&claim_key(peer, msg_id))?.and_then(|v| {
+            let (who, ts) = v.split_once(' ')?;
+            Some((who.to_owned(), ts.parse().ok()?))
+        }))
+    }
+
+    /// Records that `claimant` holds a delivered message, as of now.
+    pub fn set_claim(&self, peer: &str, msg_id: &str, claimant: &str) -> Result<(), StoreError> {
+        self.set_meta(&claim_key(peer, msg_id), &format!("{claimant} {}", now()))
     }
 
     /// Returns the decrypted messages waiting to be returned (only `peer`'s
@@ -175,6 +198,6 @@ impl Tx<'_> {
             "DELETE FROM delivered WHERE peer=?1 AND msg_id=?2",
             [peer, msg_id],
         )?;
-        Ok(())
+        self.delete_meta(&claim_key(peer, msg_id))
     }
 }

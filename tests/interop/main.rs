@@ -20,6 +20,7 @@ use retalk_testkit::pyref;
 mod cli;
 mod cli03;
 mod matrix;
+mod mcp;
 mod migrate;
 mod mixed_rust_relay;
 mod olm;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         ("cli", cli::CASES),
         ("cli03", cli03::CASES),
         ("matrix", matrix::CASES),
+        ("mcp", mcp::CASES),
         ("migrate", migrate::CASES),
         ("mixed_rust_relay", mixed_rust_relay::CASES),
         ("olm", olm::CASES),

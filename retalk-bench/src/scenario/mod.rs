@@ -5,6 +5,7 @@ pub mod all;
 pub mod cli;
 pub mod latency;
 pub mod library;
+pub mod mcp;
 pub mod read;
 pub mod replicas;
 pub mod send;

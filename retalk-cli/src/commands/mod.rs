@@ -11,6 +11,7 @@ pub mod id;
 pub mod import;
 pub mod init;
 pub mod man;
+pub mod mcp;
 pub mod receive;
 pub mod register;
 pub mod send;
