@@ -180,24 +180,47 @@ fn rooms_between_ours_and_python_030() {
     assert_eq!(made[0]["members"], json!(sorted(&[&bob, &carol, &dave])));
     let r = ours.lines("alice", &["send", "--group", "team", "hello team"]);
     assert_eq!(
-        (&r[0]["group"], &r[0]["group_id"], &r[0]["sent"], &r[0]["failed"]),
+        (
+            &r[0]["group"],
+            &r[0]["group_id"],
+            &r[0]["sent"],
+            &r[0]["failed"]
+        ),
         (&json!("team"), &json!(gid), &json!(3), &json!(0)),
         "{r:?}"
     );
     let keys: Vec<&String> = r[0].as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 5, "{{id, group, group_id, sent, failed}}: {r:?}");
+    assert_eq!(
+        keys.len(),
+        5,
+        "{{id, group, group_id, sent, failed}}: {r:?}"
+    );
     for (cli, user) in [(&py, "bob"), (&py, "dave"), (&ours, "carol")] {
         let got = cli.receive(user);
         let c = chats(&got);
         assert_eq!(c.len(), 1, "{:?} {user}: {got:?}", cli.kind);
         assert_eq!(
-            (&c[0]["from"], &c[0]["text"], &c[0]["group"], &c[0]["group_id"]),
-            (&json!(alice), &json!("hello team"), &json!("team"), &json!(gid)),
+            (
+                &c[0]["from"],
+                &c[0]["text"],
+                &c[0]["group"],
+                &c[0]["group_id"]
+            ),
+            (
+                &json!(alice),
+                &json!("hello team"),
+                &json!("team"),
+                &json!(gid)
+            ),
             "{:?} {user}",
             cli.kind
         );
     }
-    for (cli, user, me) in [(&py, "bob", &bob), (&py, "dave", &dave), (&ours, "carol", &carol)] {
+    for (cli, user, me) in [
+        (&py, "bob", &bob),
+        (&py, "dave", &dave),
+        (&ours, "carol", &carol),
+    ] {
         let mut want = sorted(&[&alice, &bob, &carol, &dave]);
         want.retain(|x| x != me);
         assert_eq!(roster(cli, user, me, &gid), want, "{:?} {user}", cli.kind);
@@ -218,7 +241,10 @@ fn rooms_between_ours_and_python_030() {
     py.receive("dave");
 
     // 3. a room made on 0.3.0's side, adopted by ours
-    let made = py.lines("bob", &["group", "create", "pyroom", "--members", "alice,carol"]);
+    let made = py.lines(
+        "bob",
+        &["group", "create", "pyroom", "--members", "alice,carol"],
+    );
     let pygid = made[0]["group_id"].as_str().unwrap().to_owned();
     py.ok("bob", &["send", "--group", "pyroom", "welcome to pyroom"]);
     for user in ["alice", "carol"] {
@@ -231,8 +257,8 @@ fn rooms_between_ours_and_python_030() {
         );
         // the adoption is shown
         assert!(
-            got.iter().any(|l| l["kind"] == json!("group_members")
-                && l["group_id"] == json!(pygid)),
+            got.iter()
+                .any(|l| l["kind"] == json!("group_members") && l["group_id"] == json!(pygid)),
             "{user}: {got:?}"
         );
     }
@@ -257,18 +283,24 @@ fn rooms_between_ours_and_python_030() {
     py.receive("bob");
     let got = ours.receive("carol");
     assert!(
-        got.iter().any(|l| l["kind"] == json!("group_members")
-            && l["removed"] == json!([dave])),
+        got.iter()
+            .any(|l| l["kind"] == json!("group_members") && l["removed"] == json!([dave])),
         "carol is shown the removal: {got:?}"
     );
-    assert_eq!(roster(&ours, "carol", &carol, &gid), sorted(&[&alice, &bob]));
+    assert_eq!(
+        roster(&ours, "carol", &carol, &gid),
+        sorted(&[&alice, &bob])
+    );
     assert_eq!(roster(&py, "bob", &bob, &gid), sorted(&[&alice, &carol]));
     // dave (0.3.0, who never heard) posts with himself on his roster: our
     // rosters do not take him back, and his text is refused
     py.ok("dave", &["send", "--group", "team", "i am back"]);
     for (user, me) in [("alice", &alice), ("carol", &carol)] {
         let got = ours.receive(user);
-        assert!(chats(&got).is_empty(), "{user} refused dave's post: {got:?}");
+        assert!(
+            chats(&got).is_empty(),
+            "{user} refused dave's post: {got:?}"
+        );
         let mut want = sorted(&[&alice, &bob, &carol]);
         want.retain(|x| x != me);
         assert_eq!(roster(&ours, user, me, &gid), want, "{user}");
@@ -332,33 +364,61 @@ fn rooms_between_ours_and_python_030() {
     assert_eq!(chats(&got)[0]["text"], json!("ok, joined"));
 }
 
-/// A partial group send: one member never registered (the relay does not
-/// know them), so their copy cannot be made; exit 2, the member named on
-/// stderr, the others reached; then a copy that is encrypted but whose
-/// upload fails stays in the outbox and goes out with `sync`.
+/// A partial group send: one member never registered (no copy can be
+/// made for them) and one member's mailbox is full at the relay (their
+/// copy is encrypted but refused for now): exit 2, both named on stderr,
+/// the others reached; the kept copy goes out with `sync` once there is
+/// room, and arrives tagged.
 fn partial_group_send_exits_2_and_keeps_copies() {
     let tmp = tempdir("groups03-partial");
-    let relay = RustRelay::start(&tmp.path().join("relay.db"));
+    let relay = RustRelay::start_with(retalk_server::Config {
+        port: 0,
+        db: tmp.path().join("relay.db"),
+        max_mailbox_per_sender: 2,
+        ..Default::default()
+    });
     let ours = Cli::new(Kind::Ours, tmp.path(), &relay.url);
     let py = Cli::new(Kind::Python, tmp.path(), &relay.url);
-    let alice = ours.init("alice");
+    ours.init("alice");
     let bob = py.init("bob");
-    // ghost: an identity that never published its keys
+    let full = ours.init("full");
     let ghost = ours
-        .ok("ghost", &["init", "--relay", &relay.url])
+        .ok("ghost", &["init", "--relay", &relay.url, "--no-register"])
         .trim()
         .to_owned();
     ours.add("alice", "bob", &bob);
+    ours.add("alice", "full", &full);
     ours.ok("alice", &["add", &ghost, "--peer", "ghost"]);
-    ours.ok("alice", &["group", "create", "t", "--members", "bob,ghost"]);
+    for n in 1..=2 {
+        ours.ok("alice", &["send", "--peer", "full", &format!("filler {n}")]);
+    }
+    ours.ok(
+        "alice",
+        &["group", "create", "t", "--members", "bob,full,ghost"],
+    );
     let o = ours.run("alice", &["send", "--group", "t", "partial"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&ghost), "{}", stderr(&o));
+    for who in [&ghost, &full] {
+        assert!(stderr(&o).contains(who.as_str()), "{who}: {}", stderr(&o));
+    }
     let r = json_lines(&String::from_utf8_lossy(&o.stdout));
-    assert_eq!((&r[0]["sent"], &r[0]["failed"]), (&json!(1), &json!(1)));
+    assert_eq!((&r[0]["sent"], &r[0]["failed"]), (&json!(1), &json!(2)));
     let got = py.receive("bob");
     assert_eq!(chats(&got)[0]["text"], json!("partial"));
-    let _ = alice;
+    // full reads its mailbox (room again); once alice has full's
+    // acknowledgements, her sync re-sends the kept copy
+    let got = ours.receive("full");
+    assert_eq!(chats(&got).len(), 2, "{got:?}");
+    ours.receive("alice");
+    let s = ours.lines("alice", &["sync"]);
+    assert_eq!(s[0]["resent"], json!(1), "{s:?}");
+    let got = ours.receive("full");
+    let c = chats(&got);
+    assert_eq!(
+        (&c[0]["text"], &c[0]["group"]),
+        (&json!("partial"), &json!("t")),
+        "{got:?}"
+    );
 }
 
 crate::cases! {

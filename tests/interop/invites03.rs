@@ -82,11 +82,17 @@ fn python_030_redeems_our_codes() {
     let code = code_of(&ours, "alice", &[]);
     // the paste-able invite names the code
     let msg = ours.ok("alice", &["id", "--invite-message", "--code", &code]);
-    assert!(msg.contains(&format!("retalk request {alice} --code {code}")), "{msg}");
+    assert!(
+        msg.contains(&format!("retalk request {alice} --code {code}")),
+        "{msg}"
+    );
 
     // accepted: bob is saved under his own name, keys verified
     let bob = py.init("bob");
-    let r = py.lines("bob", &["request", &alice, "--code", &code, "--peer", "alice"]);
+    let r = py.lines(
+        "bob",
+        &["request", &alice, "--code", &code, "--peer", "alice"],
+    );
     assert_eq!(r[0]["to"], json!(alice));
     let recs = watch(&ours, "alice");
     let acc = recs
@@ -94,14 +100,18 @@ fn python_030_redeems_our_codes() {
         .find(|r| r["kind"] == json!("contact_accepted"))
         .unwrap_or_else(|| panic!("{recs:?}"));
     assert_eq!(
-        (&acc["from"], &acc["code"], &acc["name"], &acc["card"]["verified"]),
+        (
+            &acc["from"],
+            &acc["code"],
+            &acc["name"],
+            &acc["card"]["verified"]
+        ),
         (&json!(bob), &json!(code), &json!("bob"), &json!(true))
     );
     let contacts = ours.lines("alice", &["contacts", "--json"]);
-    assert!(contacts
-        .iter()
-        .any(|c| c["name"] == json!("bob") && c["fingerprint"] == json!(bob)
-            && c["verified"] == json!(true)));
+    assert!(contacts.iter().any(|c| c["name"] == json!("bob")
+        && c["fingerprint"] == json!(bob)
+        && c["verified"] == json!(true)));
     // and the two can talk at once
     ours.ok("alice", &["send", "--peer", "bob", "welcome"]);
     let got = py.receive("bob");
@@ -112,7 +122,10 @@ fn python_030_redeems_our_codes() {
     py.ok("carol", &["request", &alice, "--code", &code]);
     // unknown-code
     let dave = py.init("dave");
-    py.ok("dave", &["request", &alice, "--code", "not-a-code-of-alice"]);
+    py.ok(
+        "dave",
+        &["request", &alice, "--code", "not-a-code-of-alice"],
+    );
     // revoked
     let revoked = code_of(&ours, "alice", &[]);
     ours.ok("alice", &["invite", "revoke", &revoked]);
@@ -143,7 +156,10 @@ fn python_030_redeems_our_codes() {
 
     // a redeemer calling themselves "bob" does not take the name "bob"
     let open2 = code_of(&ours, "alice", &["--permanent"]);
-    let bob2 = py.ok("bob2", &["init", "--relay", &relay.url, "--display-name", "bob"]);
+    let bob2 = py.ok(
+        "bob2",
+        &["init", "--relay", &relay.url, "--display-name", "bob"],
+    );
     let bob2 = bob2.trim().to_owned();
     py.ok("bob2", &["sync"]);
     py.ok("bob2", &["request", &alice, "--code", &open2]);
@@ -161,7 +177,10 @@ fn python_030_redeems_our_codes() {
     assert_eq!(named("bob-2"), Some(json!(bob2)));
 
     // watch leaves a saved contact's mail for receive
-    py.ok("bob", &["send", "--peer", "alice", "for receive, not for watch"]);
+    py.ok(
+        "bob",
+        &["send", "--peer", "alice", "for receive, not for watch"],
+    );
     assert!(watch(&ours, "alice").is_empty());
     let got = ours.receive("alice");
     assert_eq!(
@@ -195,7 +214,10 @@ fn we_redeem_python_030_codes() {
     let bob = py.init("bob");
     let code = code_of(&py, "bob", &[]);
     let alice = ours.init("alice");
-    let r = ours.lines("alice", &["request", &bob, "--code", &code, "--peer", "bob"]);
+    let r = ours.lines(
+        "alice",
+        &["request", &bob, "--code", &code, "--peer", "bob"],
+    );
     assert_eq!(r[0]["to"], json!(bob));
     let c = ours.lines("alice", &["contacts", "--json"]);
     assert_eq!(
@@ -207,7 +229,10 @@ fn we_redeem_python_030_codes() {
         .iter()
         .find(|r| r["kind"] == json!("contact_accepted"))
         .unwrap_or_else(|| panic!("{recs:?}"));
-    assert_eq!((&acc["from"], &acc["name"]), (&json!(alice), &json!("alice")));
+    assert_eq!(
+        (&acc["from"], &acc["name"]),
+        (&json!(alice), &json!("alice"))
+    );
     py.ok("bob", &["send", "--peer", "alice", "hello new contact"]);
     let got = ours.receive("alice");
     assert_eq!(got[0]["text"], json!("hello new contact"));
