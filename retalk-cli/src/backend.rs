@@ -146,22 +146,58 @@ pub async fn create(
     Ok(Identity::new(user))
 }
 
-/// Opens an existing identity. A Python retalk 0.0.1 identity folder is
-/// taken over on its first open (by the library); say so on stderr.
+/// Whether the identity in `dir` records that it has no passphrase
+/// (`init --no-passphrase`, ours or retalk 0.3.x's).
+pub fn recorded_no_passphrase(dir: &Path) -> bool {
+    User::recorded_setting(dir, "no_passphrase").as_deref() == Some("1")
+}
+
+/// Opens an existing identity. A Python retalk 0.0.1 or 0.3.x identity
+/// folder is taken over on its first open; say so, and what was carried,
+/// on stderr.
 pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
     fix_folder_mode(dir);
-    let python = retalk::migrate::needs_migration(dir);
-    let user = User::open(dir, passphrase).await.map_err(client_error)?;
-    if python {
-        crate::output::note(&format!(
-            "retalk: took over the Python retalk 0.0.1 identity in {} (same user id); \
-             its original files are in {}",
-            dir.display(),
-            dir.join(retalk::migrate::BACKUP_DIR).display()
-        ));
+    if retalk::migrate::pending(dir).is_some() {
+        let (d, p) = (dir.to_owned(), passphrase.to_owned());
+        let done = tokio::task::spawn_blocking(move || retalk::migrate::import_if_needed(&d, &p))
+            .await
+            .map_err(|e| CliError::failure(format!("taking over the identity: {e}")))?
+            .map_err(|e| client_error(e.into()))?;
+        if let Some(m) = done {
+            crate::output::note(&took_over(&m));
+        }
     }
+    let user = User::open(dir, passphrase).await.map_err(client_error)?;
     fix_folder_mode(dir);
     Ok(Identity::new(user))
+}
+
+/// The note printed after taking over a Python identity.
+fn took_over(m: &retalk::migrate::Migrated) -> String {
+    let mut s = format!(
+        "retalk: took over the {} identity in {} (same user id): {} contacts, {} sessions, \
+         {} unacknowledged, {} saved messages, {} blocked; its original files are in {}",
+        m.from.label(),
+        m.dir.display(),
+        m.peers,
+        m.sessions,
+        m.outbox,
+        m.history,
+        m.blocked,
+        m.backup.display()
+    );
+    if !m.not_carried.is_empty() {
+        let left: Vec<String> = m
+            .not_carried
+            .iter()
+            .map(|(table, n)| format!("{n} {table}"))
+            .collect();
+        s.push_str(&format!(
+            "; not carried (kept in the backup only): {}",
+            left.join(", ")
+        ));
+    }
+    s
 }
 
 /// Makes an identity folder private (0700) if it is not: a folder that
@@ -208,6 +244,18 @@ impl Identity {
     /// Sends an API key with every request.
     pub fn set_api_key(&mut self, key: Option<&str>) {
         self.user.set_api_key(key);
+    }
+
+    /// The relay API key saved with the identity (`init --api-key`).
+    pub fn saved_api_key(&self) -> Option<String> {
+        self.user.setting("api_key").ok().flatten()
+    }
+
+    /// Saves the relay API key with the identity, for later commands.
+    pub fn save_api_key(&mut self, key: &str) -> Result<(), CliError> {
+        self.user
+            .set_setting("api_key", Some(key))
+            .map_err(client_error)
     }
 
     /// Saves (or forgets) the relay URL.

@@ -200,6 +200,12 @@ fn layout_03(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
     Ok(None)
 }
 
+/// [`layout_03`] of the store in `dir` (`None` also when it cannot be read).
+pub fn layout_03_in(dir: &Path) -> rusqlite::Result<Option<&'static str>> {
+    let conn = open_ro(&dir.join(STORE_FILE))?;
+    layout_03(&conn)
+}
+
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> MigrateError + '_ {
     move |e| MigrateError::Sqlite(path.to_path_buf(), e)
 }
