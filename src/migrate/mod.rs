@@ -604,6 +604,7 @@ fn write_store_03(
                 name: m.name.clone(),
                 text: m.text.clone(),
                 ts: m.ts,
+                group: None,
             })?;
         }
         Ok::<_, StoreError>(n)
