@@ -520,6 +520,10 @@ pub(crate) enum PostOutcome {
         label: String,
         notices: Vec<serde_json::Value>,
     },
+    /// Show it as a direct message from its sender, not in the room: they
+    /// are not (yet) on our roster, so their text must not appear as the
+    /// room's.
+    Untagged,
     /// Refuse it (signed nack): a room we left, or a member removed or gone.
     Refuse,
 }
@@ -602,11 +606,10 @@ pub(crate) fn on_post(
     let is_member = g.members.contains(cx.sender);
     let inviter_of_invitation = g.is_invitation() && g.inviter.as_deref() == Some(cx.sender);
     if !is_member && !inviter_of_invitation {
-        // Not (yet) a member here: shown, but their roster is not taken.
-        return Ok(PostOutcome::Deliver {
-            label,
-            notices: vec![],
-        });
+        // Not (yet) a member here: their roster is not taken, and their
+        // text is not shown as the room's (anyone who learned the room's id
+        // could write into it otherwise); it still reaches us, as theirs.
+        return Ok(PostOutcome::Untagged);
     }
     let prev = g.seen.get(cx.sender).cloned();
     let mut added = BTreeSet::new();

@@ -410,7 +410,7 @@ impl Invites<'_> {
             let row = store::InboxRow {
                 seq: 0,
                 sender: m.from.clone(),
-                mtype: m.mtype as i64,
+                mtype: m.mtype,
                 body: m.body.clone(),
             };
             // classify only: the session and account are thrown away

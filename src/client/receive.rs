@@ -357,6 +357,11 @@ impl User {
                                 t.processed_insert(&hash, "", from)?;
                                 refuse_after = true;
                             }
+                            PostOutcome::Untagged => {
+                                t.processed_insert(&hash, id, from)?;
+                                t.delivered_insert(from, id, name, text)?;
+                                t.ack_insert(from, id)?;
+                            }
                             PostOutcome::Deliver { label, notices } => {
                                 for (i, n) in notices.iter().enumerate() {
                                     t.delivered_insert_value(

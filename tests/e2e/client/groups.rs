@@ -337,3 +337,43 @@ async fn invite_codes_accept_once_reject_with_reasons_and_keep_names() {
     let got = alice.receive().await.unwrap();
     assert!(got.iter().any(|m| m.text == "for receive"), "{got:?}");
 }
+
+#[tokio::test]
+async fn a_post_from_someone_not_on_our_roster_is_not_shown_as_the_rooms() {
+    let (_relay, _tmp, [alice, bob, carol, _dave]) = four().await;
+    let g = bob
+        .groups()
+        .create("team", &[alice.user_id()])
+        .await
+        .unwrap();
+    bob.groups().send(&g.id, "first").await.unwrap();
+    chats(&alice, 1).await;
+    // bob adds carol and posts; carol posts before alice read bob's post
+    bob.groups().add(&g.id, &[carol.user_id()]).await.unwrap();
+    bob.groups().send(&g.id, "meet carol").await.unwrap();
+    chats(&carol, 1).await;
+    carol.groups().send(&g.id, "carol speaking").await.unwrap();
+    let only_carol = alice
+        .receive_with(&retalk::ReceiveOptions {
+            from: Some(carol.user_id()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let m = &only_carol.messages[0];
+    assert_eq!(m.text, "carol speaking");
+    assert_eq!(
+        m.group, None,
+        "not the room's: carol is not on alice's roster"
+    );
+    assert!(!others(&alice, &g.id).contains(&carol.user_id()));
+    // once bob's post lists her, her posts are the room's
+    chats(&alice, 1).await;
+    assert!(others(&alice, &g.id).contains(&carol.user_id()));
+    carol.groups().send(&g.id, "now in").await.unwrap();
+    let (m, _) = chats(&alice, 1).await;
+    assert_eq!(
+        m[0].group.as_ref().map(|g| g.id.as_str()),
+        Some(g.id.as_str())
+    );
+}
