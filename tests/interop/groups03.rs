@@ -52,6 +52,19 @@ impl Cli {
         }
     }
 
+    /// The other CLI on the same home (and passphrase file).
+    pub fn other_on_same_home(&self) -> Cli {
+        Cli {
+            kind: match self.kind {
+                Kind::Python => Kind::Ours,
+                Kind::Ours => Kind::Python,
+            },
+            home: self.home.clone(),
+            pw: self.pw.clone(),
+            url: self.url.clone(),
+        }
+    }
+
     /// `retalk ARGS -u USER --passphrase-path PW`.
     pub fn run(&self, user: &str, args: &[&str]) -> Output {
         let mut all: Vec<&str> = args.to_vec();
@@ -421,7 +434,73 @@ fn partial_group_send_exits_2_and_keeps_copies() {
     );
 }
 
+/// A 0.3.0 identity taken over by our CLI keeps its rooms (rosters
+/// without itself), the rooms it left (still refused), its invite codes
+/// (now stored hashed, still redeemable) and its saved room messages.
+fn a_030_identity_keeps_its_rooms_and_codes_when_taken_over() {
+    let tmp = tempdir("groups03-takeover");
+    let relay = RustRelay::start(&tmp.path().join("relay.db"));
+    let py = Cli::new(Kind::Python, tmp.path(), &relay.url);
+    let alice = py.init("alice");
+    let bob = py.init("bob");
+    py.add("alice", "bob", &bob);
+    py.add("bob", "alice", &alice);
+    let made = py.lines("bob", &["group", "create", "team", "--members", "alice"]);
+    let gid = made[0]["group_id"].as_str().unwrap().to_owned();
+    py.ok("bob", &["send", "--group", "team", "kept in history"]);
+    py.ok("alice", &["receive", "--all", "--save"]);
+    py.ok("alice", &["group", "create", "solo", "--members", "bob"]);
+    py.ok("alice", &["group", "leave", "solo"]);
+    py.receive("bob");
+    let code = py.lines("alice", &["invite", "new", "--permanent"])[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let ours = py.other_on_same_home();
+    let rooms = ours.lines("alice", &["group", "list", "--json"]);
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    assert_eq!(
+        (
+            &rooms[0]["group_id"],
+            &rooms[0]["name"],
+            &rooms[0]["members"]
+        ),
+        (&json!(gid), &json!("team"), &json!([bob]))
+    );
+    let h = ours.lines("alice", &["history", "--group", "team"]);
+    assert_eq!(
+        (&h[0]["text"], &h[0]["group_id"]),
+        (&json!("kept in history"), &json!(gid))
+    );
+    let db = std::fs::read(ours.home.join(".retalk/alice/retalk.db")).unwrap();
+    assert!(!db.windows(code.len()).any(|w| w == code.as_bytes()));
+    // the code still works
+    let carol = py.init("carol");
+    py.ok("carol", &["request", &alice, "--code", &code]);
+    let recs = ours.lines("alice", &["invite", "watch"]);
+    assert_eq!(
+        (&recs[0]["kind"], &recs[0]["from"]),
+        (&json!("contact_accepted"), &json!(carol))
+    );
+    // the room goes on with bob on 0.3.0
+    ours.ok("alice", &["send", "--group", "team", "from the new client"]);
+    let got = py.receive("bob");
+    assert_eq!(
+        (&got[0]["text"], &got[0]["group_id"]),
+        (&json!("from the new client"), &json!(gid))
+    );
+    // the room left is still left: its mail is refused until `join`
+    let o = ours.run("alice", &["group", "join", "solo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rejoined"), "{}", stderr(&o));
+}
+
 crate::cases! {
-    python: [rooms_between_ours_and_python_030, partial_group_send_exits_2_and_keeps_copies],
+    python: [
+        rooms_between_ours_and_python_030,
+        partial_group_send_exits_2_and_keeps_copies,
+        a_030_identity_keeps_its_rooms_and_codes_when_taken_over,
+    ],
     plain: [],
 }
