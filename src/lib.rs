@@ -19,11 +19,11 @@ mod store;
 pub use retalk_proto as proto;
 
 pub use client::{
-    AddOptions, Added, AdoptPolicy, Blocklist, ClientError, Contact, Contacts, CreateOptions,
-    DeliveryProblem, Direction, FailedCopy, Group, GroupRef, GroupSend, Groups, History,
-    HistoryEntry, Inbox, Invite, Invites, Joined, Left, MaintainOptions, MaintainReport, Message,
-    NewInvite, OlmSigner, Peer, ReceiveOptions, User, ADOPT_SETTING, DEFAULT_EXPIRY_DAYS,
-    DEFAULT_GROUP_CAP,
+    overlay_contacts, AddOptions, Added, AdoptPolicy, Blocklist, ClientError, Contact, Contacts,
+    CreateOptions, DeliveryProblem, Direction, FailedCopy, GlobalContacts, Group, GroupRef,
+    GroupSend, Groups, History, HistoryEntry, Inbox, Invite, Invites, Joined, Left,
+    MaintainOptions, MaintainReport, Message, NewInvite, OlmSigner, Peer, ReceiveOptions, User,
+    ADOPT_SETTING, DEFAULT_EXPIRY_DAYS, DEFAULT_GROUP_CAP, GLOBAL_CONTACTS_FILE,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

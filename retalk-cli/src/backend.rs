@@ -13,6 +13,9 @@ use std::time::Duration;
 /// An opened identity.
 pub struct Identity {
     user: User,
+    /// The owner-wide contact list this identity also sees (0.3.x's
+    /// `~/.retalk/contacts.db`), when its location is known.
+    global: Option<retalk::GlobalContacts>,
     /// `receive --peer`: only these senders' messages are shown (the others
     /// stay held in the store for a later receive).
     only: Vec<String>,
@@ -91,9 +94,15 @@ pub fn client_error(e: ClientError) -> CliError {
         _ => None,
     };
     let message = match &e {
+        // The protocol's tool names (send_message, claim_key...) mean
+        // nothing to a person: say what happened without them.
         ClientError::Relay { error, .. } => format!(
             "the relay refused: {}",
             crate::output::one_line(&error.to_string())
+        ),
+        ClientError::BadResponse { detail, .. } => format!(
+            "the relay sent an invalid answer: {}",
+            crate::output::one_line(detail)
         ),
         _ => crate::output::one_line(&e.to_string()),
     };
@@ -220,6 +229,7 @@ impl Identity {
     fn new(user: User) -> Self {
         Identity {
             user,
+            global: None,
             only: Vec::new(),
             peers_only: false,
             save: false,
@@ -319,14 +329,58 @@ impl Identity {
             .map_err(client_error)
     }
 
-    /// Saved contacts.
-    pub fn contacts(&self) -> Result<Vec<retalk::Contact>, CliError> {
-        self.user.contacts().list().map_err(client_error)
+    /// Lets this identity also see the owner-wide contact list.
+    pub fn set_global_contacts(&mut self, global: retalk::GlobalContacts) {
+        self.global = Some(global);
     }
 
-    /// One contact by name or id.
+    /// The owner-wide contact list, if known.
+    pub fn global_contacts(&self) -> Option<&retalk::GlobalContacts> {
+        self.global.as_ref()
+    }
+
+    /// Saved contacts: this identity's own over the owner-wide list (own
+    /// ones win on the same id or name, as in 0.3.x).
+    pub fn contacts(&self) -> Result<Vec<retalk::Contact>, CliError> {
+        let own = self.user.contacts().list().map_err(client_error)?;
+        let global = match &self.global {
+            Some(g) => g.list().map_err(client_error)?,
+            None => Vec::new(),
+        };
+        Ok(retalk::overlay_contacts(own, global))
+    }
+
+    /// One contact by name or id: this identity's own, else the owner-wide
+    /// list's.
     pub fn contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
+        if let Some(c) = self.own_contact(name_or_id)? {
+            return Ok(Some(c));
+        }
+        self.global_contact(name_or_id)
+    }
+
+    /// One of this identity's own contacts (not the owner-wide list's).
+    pub fn own_contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
         self.user.contacts().get(name_or_id).map_err(client_error)
+    }
+
+    /// A contact of the owner-wide list only.
+    pub fn global_contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
+        match &self.global {
+            Some(g) => g.get(name_or_id).map_err(client_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Fetches a user's keys from the relay and checks them against the id
+    /// (PIN MISMATCH otherwise), recording nothing.
+    pub async fn fetch_keys(&self, id: &str) -> Result<(String, String), CliError> {
+        let id = parse_id(id)?;
+        self.user
+            .contacts()
+            .fetch_keys(&id)
+            .await
+            .map_err(client_error)
     }
 
     /// Removes contacts by name or id; returns the names removed.
@@ -447,22 +501,25 @@ impl Identity {
             ))
             .hint("copy the whole id again (the peer prints it with `retalk id`)"));
         }
-        self.user
-            .resolve_peer(name_or_id)
-            .map(|id| id.to_string())
-            .map_err(|e| {
-                let unknown = matches!(e, ClientError::UnknownPeer(_));
-                let err = client_error(e);
-                if unknown {
-                    err.hint(format!(
-                        "save the peer first with `retalk add THEIR-USER-ID --peer {}`, \
+        let own = self.user.resolve_peer(name_or_id);
+        if let Err(ClientError::UnknownPeer(_)) = &own {
+            if let Some(c) = self.global_contact(t)? {
+                return Ok(c.id.to_string());
+            }
+        }
+        own.map(|id| id.to_string()).map_err(|e| {
+            let unknown = matches!(e, ClientError::UnknownPeer(_));
+            let err = client_error(e);
+            if unknown {
+                err.hint(format!(
+                    "save the peer first with `retalk add THEIR-USER-ID --peer {}`, \
                          or pass their 32-hex user id",
-                        crate::select::identity::shell_word(Path::new(name_or_id))
-                    ))
-                } else {
-                    err
-                }
-            })
+                    crate::select::identity::shell_word(Path::new(name_or_id))
+                ))
+            } else {
+                err
+            }
+        })
     }
 
     /// Sends `text` to the user id `to`; returns the message id.

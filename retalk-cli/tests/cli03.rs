@@ -462,6 +462,11 @@ fn a_relay_that_lost_its_database() {
         "{}",
         r.stderr
     );
+    assert!(
+        !r.stderr.contains("send_message"),
+        "no protocol tool names: {}",
+        r.stderr
+    );
     // Bob comes back (any receive republishes), Alice syncs: re-sent
     let got = r03(&s, &["receive", "--all", "-u", "bob"], &[]).ok();
     assert!(!got.contains("while unknown"), "{got}");

@@ -182,12 +182,28 @@ impl Contacts<'_> {
     /// records them (see [`verify_keys`](Self::verify_keys)). Returns the
     /// two keys.
     pub async fn verify_from_relay(&self, id: &UserId) -> Result<(String, String), ClientError> {
+        let (ik, sk) = self.fetch_keys(id).await?;
+        self.verify_keys(id, &ik, &sk)?;
+        Ok((ik, sk))
+    }
+
+    /// Fetches `id`'s keys from the relay and checks that they hash to the
+    /// id ([`ClientError::PinMismatch`] otherwise), recording nothing: for
+    /// a contact kept elsewhere (the owner-wide list). Returns the identity
+    /// and signing keys.
+    pub async fn fetch_keys(&self, id: &UserId) -> Result<(String, String), ClientError> {
         self.user.relay()?;
         let keys = self
             .user
             .call(self.user.signer(), &GetKeys { peer: id.clone() })
             .await?;
-        self.verify_keys(id, &keys.identity_key, &keys.signing_key)?;
+        let got = fingerprint(&keys.identity_key, &keys.signing_key);
+        if got != id.as_str() {
+            return Err(ClientError::PinMismatch {
+                peer: id.clone(),
+                detail: format!("the relay served keys hashing to {got}, not to this id"),
+            });
+        }
         Ok((keys.identity_key, keys.signing_key))
     }
 }

@@ -33,6 +33,7 @@ mod blocklist;
 mod contacts;
 mod error;
 mod failpoint;
+mod global;
 mod groups;
 mod history;
 mod invites;
@@ -52,6 +53,7 @@ use crate::proto::UserId;
 pub use blocklist::Blocklist;
 pub use contacts::{AddOptions, Added, Contact, Contacts};
 pub use error::ClientError;
+pub use global::{overlay as overlay_contacts, GlobalContacts, GLOBAL_CONTACTS_FILE};
 pub use groups::{
     AdoptPolicy, FailedCopy, Group, GroupSend, Groups, Joined, Left, ADOPT_SETTING,
     DEFAULT_GROUP_CAP,

@@ -132,6 +132,9 @@ impl Ctx<'_> {
         // --api-key / RETALK_API_KEY, else the key saved at init (0.3.x).
         let api_key = self.api_key().or_else(|| identity.saved_api_key());
         identity.set_api_key(api_key.as_deref());
+        if let Ok(global) = identity::global_contacts(self.env) {
+            identity.set_global_contacts(global);
+        }
         if banner {
             output::note(&output::banner(&identity.name(), &identity.user_id(), dir));
         }
