@@ -548,6 +548,12 @@ pub(crate) fn on_post(
     cx: &PostContext<'_>,
     tag: &GroupTag,
 ) -> Result<PostOutcome, ClientError> {
+    // Room ids are 32 hex in every client we know of (0.3.x: uuid4().hex);
+    // anything else is not taken as a room (its text is still shown, as
+    // the sender's).
+    if tag.id.len() != 32 || !tag.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(PostOutcome::Untagged);
+    }
     if t.has_left(&tag.id)? {
         return Ok(PostOutcome::Refuse);
     }
