@@ -120,7 +120,7 @@ fn terminal_view_refusals_are_clear() {
     let r = p.run(&["show", "alice", "--group", "team"], &[]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("groups are not supported yet"),
+        r.stderr.contains("no group 'team'"),
         "{}",
         r.stderr
     );
