@@ -31,6 +31,26 @@ impl Contact {
     }
 }
 
+/// Checks that `identity_key` is a Curve25519 key and that the two keys
+/// hash to `id` ([`ClientError::PinMismatch`] otherwise).
+pub(super) fn check_keys(
+    id: &UserId,
+    identity_key: &str,
+    signing_key: &str,
+) -> Result<(), ClientError> {
+    IdentityKey::parse(identity_key, "identity key").map_err(|_| {
+        ClientError::InvalidArgument("the identity key is not a Curve25519 key in base64".into())
+    })?;
+    let got = fingerprint(identity_key, signing_key);
+    if got != id.as_str() {
+        return Err(ClientError::PinMismatch {
+            peer: id.clone(),
+            detail: format!("the keys hash to {got}, not to this id"),
+        });
+    }
+    Ok(())
+}
+
 /// How [`Contacts::add`] treats a name already in use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddOptions {
@@ -149,18 +169,7 @@ impl Contacts<'_> {
         identity_key: &str,
         signing_key: &str,
     ) -> Result<(), ClientError> {
-        IdentityKey::parse(identity_key, "identity key").map_err(|_| {
-            ClientError::InvalidArgument(
-                "the identity key is not a Curve25519 key in base64".into(),
-            )
-        })?;
-        let got = fingerprint(identity_key, signing_key);
-        if got != id.as_str() {
-            return Err(ClientError::PinMismatch {
-                peer: id.clone(),
-                detail: format!("the keys hash to {got}, not to this id"),
-            });
-        }
+        check_keys(id, identity_key, signing_key)?;
         self.user.store.tx(|t| {
             if t.session_keys(id.as_str())?
                 .iter()

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::proto::{fingerprint, IdentityKey, UserId};
+use crate::proto::{fingerprint, UserId};
 
 use super::contacts::{Added, Contact};
 use super::ClientError;
@@ -231,18 +231,7 @@ impl GlobalContacts {
         identity_key: &str,
         signing_key: &str,
     ) -> Result<(), ClientError> {
-        IdentityKey::parse(identity_key, "identity key").map_err(|_| {
-            ClientError::InvalidArgument(
-                "the identity key is not a Curve25519 key in base64".into(),
-            )
-        })?;
-        let got = fingerprint(identity_key, signing_key);
-        if got != id.as_str() {
-            return Err(ClientError::PinMismatch {
-                peer: id.clone(),
-                detail: format!("the keys hash to {got}, not to this id"),
-            });
-        }
+        super::contacts::check_keys(id, identity_key, signing_key)?;
         let conn = self.write()?;
         let n = conn
             .execute(

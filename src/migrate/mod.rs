@@ -445,27 +445,15 @@ fn write_store(
         .collect();
     let mut sessions = 0;
     store.tx(|t| {
-        t.save_account(&py.account)?;
-        t.set_meta("identity_key", &own_key)?;
-        t.set_meta("signing_key", &py.account.ed25519_key().to_base64())?;
-        t.set_meta("user_id", py.user_id.as_str())?;
-        if let Some(ts) = py.fallback_ts {
-            t.set_meta("fallback_ts", &ts.to_string())?;
-        }
-        t.set_meta(MIGRATED_FROM_KEY, Generation::V001.migrated_from())?;
-        t.set_meta("migrated_at", &store::now().to_string())?;
+        save_common(
+            t,
+            Generation::V001,
+            &py.account,
+            &py.user_id,
+            py.fallback_ts,
+            (&py.outbox, &py.processed, &only_peer),
+        )?;
         sessions += save_sessions(t, &own_key, &pins, py_sessions)?;
-        for row in &py.outbox {
-            t.outbox_insert(&OutboxRow {
-                id: row.id.clone(),
-                peer: row.peer.as_str().to_owned(),
-                mtype: row.mtype,
-                body: row.body.clone(),
-            })?;
-        }
-        for p in &py.processed {
-            t.processed_insert(&p.hash, &p.msg_id, &only_peer)?;
-        }
         for p in &py.peers {
             t.peer_upsert(&PeerRow {
                 name: p.name.clone(),
@@ -478,6 +466,40 @@ fn write_store(
     })?;
     drop(store);
     Ok(sessions)
+}
+
+/// What every take-over writes: the account and its public keys, the
+/// fallback key's age, where the store came from, the outbox and the
+/// processed-ciphertext hashes (attributed to `only_peer`, "" = unknown).
+fn save_common(
+    t: &store::Tx<'_>,
+    from: Generation,
+    account: &vodozemac::olm::Account,
+    user_id: &crate::UserId,
+    fallback_ts: Option<f64>,
+    (outbox, processed, only_peer): (&[python001::OutboxEntry], &[python001::Processed], &str),
+) -> Result<(), StoreError> {
+    t.save_account(account)?;
+    t.set_meta("identity_key", &account.curve25519_key().to_base64())?;
+    t.set_meta("signing_key", &account.ed25519_key().to_base64())?;
+    t.set_meta("user_id", user_id.as_str())?;
+    if let Some(ts) = fallback_ts {
+        t.set_meta("fallback_ts", &ts.to_string())?;
+    }
+    t.set_meta(MIGRATED_FROM_KEY, from.migrated_from())?;
+    t.set_meta("migrated_at", &store::now().to_string())?;
+    for row in outbox {
+        t.outbox_insert(&OutboxRow {
+            id: row.id.clone(),
+            peer: row.peer.as_str().to_owned(),
+            mtype: row.mtype,
+            body: row.body.clone(),
+        })?;
+    }
+    for p in processed {
+        t.processed_insert(&p.hash, &p.msg_id, only_peer)?;
+    }
+    Ok(())
 }
 
 /// Saves sessions read from a Python store, in the order given (the last
@@ -553,13 +575,14 @@ fn write_store_03(
     let mut py_sessions = std::mem::take(&mut py.sessions);
     py_sessions.reverse();
     let sessions = store.tx(|t| {
-        t.save_account(&py.account)?;
-        t.set_meta("identity_key", &own_key)?;
-        t.set_meta("signing_key", &py.account.ed25519_key().to_base64())?;
-        t.set_meta("user_id", py.user_id.as_str())?;
-        if let Some(ts) = py.fallback_ts {
-            t.set_meta("fallback_ts", &ts.to_string())?;
-        }
+        save_common(
+            t,
+            Generation::V03,
+            &py.account,
+            &py.user_id,
+            py.fallback_ts,
+            (&py.outbox, &py.processed, &only_peer),
+        )?;
         if let Some(ts) = py.created_at {
             t.set_meta("created", &ts.to_string())?;
         }
@@ -569,20 +592,7 @@ fn write_store_03(
         if let Some(key) = &py.api_key {
             t.set_meta("setting:api_key", key)?;
         }
-        t.set_meta(MIGRATED_FROM_KEY, Generation::V03.migrated_from())?;
-        t.set_meta("migrated_at", &store::now().to_string())?;
         let n = save_sessions(t, &own_key, &pins, py_sessions)?;
-        for row in &py.outbox {
-            t.outbox_insert(&OutboxRow {
-                id: row.id.clone(),
-                peer: row.peer.as_str().to_owned(),
-                mtype: row.mtype,
-                body: row.body.clone(),
-            })?;
-        }
-        for p in &py.processed {
-            t.processed_insert(&p.hash, &p.msg_id, &only_peer)?;
-        }
         for c in &py.contacts {
             t.peer_upsert(&PeerRow {
                 // a contact saved by id alone is named by its id, as `add ID`

@@ -33,11 +33,14 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sha2::{Digest, Sha256};
-use vodozemac::olm::{Account, AccountPickle, OlmMessage, Session, SessionPickle};
+use vodozemac::olm::{Account, Session};
 use vodozemac::pk_encryption::{Message as PkMessage, PkDecryption};
 use vodozemac::{Curve25519PublicKey, Curve25519SecretKey};
 
-use super::python001::{pickle_key, OutboxEntry, Processed, STORE_FILE};
+use super::python001::{
+    columns, corrupt, decrypt_account, pickle_key, read_outbox, read_processed, read_sessions,
+    table_exists, OutboxEntry, Processed, STORE_FILE,
+};
 use super::MigrateError;
 use crate::proto::ids::UserId;
 
@@ -175,28 +178,6 @@ pub struct SavedInvite {
 /// Tables whose rows have no home in this project's store yet.
 const NOT_CARRIED: &[&str] = &["received_contacts"];
 
-fn corrupt(what: impl Into<String>) -> MigrateError {
-    MigrateError::Corrupt(what.into())
-}
-
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
-}
-
-fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-    let cols = stmt
-        .query_map([], |r| r.get::<_, String>(1))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(cols)
-}
-
 /// The key that opens the reference's saved-message bodies.
 fn at_rest(store_key: &[u8; 32]) -> PkDecryption {
     let mut h = Sha256::new();
@@ -274,119 +255,24 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
     let key = pickle_key(secret);
     let account_blob =
         meta("account")?.ok_or_else(|| MigrateError::NotPythonIdentity(dir.to_path_buf()))?;
-    let account = match AccountPickle::from_encrypted(&account_blob, &key) {
-        Ok(p) => Account::from_pickle(p),
-        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
-        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
-    };
-    let user_id = UserId::parse(
-        &crate::proto::fingerprint(
-            &account.curve25519_key().to_base64(),
-            &account.ed25519_key().to_base64(),
-        ),
-        "user id",
-    )
-    .expect("a fingerprint is 32 lowercase hex characters");
+    let (account, user_id) = decrypt_account(&account_blob, &key)?;
     let id = |raw: &str, what: &str| {
         UserId::parse(raw, "id").map_err(|_| corrupt(format!("{what}: malformed user id {raw:?}")))
     };
 
-    let mut sessions = Vec::new();
-    if table_exists(&conn, "sessions").map_err(e)? {
-        let order = if columns(&conn, "sessions")
-            .map_err(e)?
-            .iter()
-            .any(|c| c == "used")
-        {
-            "ORDER BY peer, used DESC"
-        } else {
-            "ORDER BY peer"
-        };
-        let mut stmt = conn
-            .prepare(&format!("SELECT peer, blob FROM sessions {order}"))
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (peer, blob) = row.map_err(e)?;
-            let peer = id(&peer, "a session")?;
-            let Some(blob) = blob.filter(|b| !b.is_empty()) else {
-                continue;
-            };
-            let session = SessionPickle::from_encrypted(&blob, &key)
-                .map(Session::from_pickle)
-                .map_err(|err| corrupt(format!("session with {peer}: {err}")))?;
-            sessions.push((peer, session));
-        }
-    }
-
-    let mut outbox = Vec::new();
-    if table_exists(&conn, "outbox").map_err(e)? {
-        let mut stmt = conn
-            .prepare("SELECT id, peer, mtype, body, ts FROM outbox ORDER BY ts, id")
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<f64>>(4)?,
-                ))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (mid, peer, mtype, body, ts) = row.map_err(e)?;
-            let peer = id(&peer, &format!("outbox entry {mid}"))?;
-            let mtype = u8::try_from(mtype)
-                .ok()
-                .filter(|m| *m <= 1)
-                .ok_or_else(|| corrupt(format!("outbox entry {mid}: mtype {mtype}")))?;
-            let ok = STANDARD
-                .decode(&body)
-                .ok()
-                .and_then(|b| OlmMessage::from_parts(mtype as usize, &b).ok())
-                .is_some();
-            if !ok {
-                return Err(corrupt(format!(
-                    "outbox entry {mid}: body is not an Olm message"
-                )));
-            }
-            outbox.push(OutboxEntry {
-                id: mid,
-                peer,
-                mtype,
-                body,
-                ts: ts.unwrap_or(0.0),
-            });
-        }
-    }
-
-    let mut processed = Vec::new();
-    if table_exists(&conn, "processed").map_err(e)? {
-        let mut stmt = conn
-            .prepare("SELECT hash, msg_id FROM processed ORDER BY hash")
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (hash, msg_id) = row.map_err(e)?;
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(corrupt(format!("processed hash {hash:?}")));
-            }
-            processed.push(Processed {
-                hash,
-                msg_id: msg_id.unwrap_or_default(),
-            });
-        }
-    }
+    // freshest first within each peer (`used`, where the table has it)
+    let order = if columns(&conn, "sessions")
+        .map_err(e)?
+        .iter()
+        .any(|c| c == "used")
+    {
+        "ORDER BY peer, used DESC"
+    } else {
+        "ORDER BY peer"
+    };
+    let sessions = read_sessions(&conn, &e, &key, order)?;
+    let outbox = read_outbox(&conn, &e)?;
+    let processed = read_processed(&conn, &e)?;
 
     let mut contacts = Vec::new();
     if table_exists(&conn, "peers").map_err(e)? {
