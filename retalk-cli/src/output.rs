@@ -85,9 +85,7 @@ impl Received {
                     .with("kind", get("kind"))
                     .with("from", s(&self.from))
                     .with("name", s(&self.name));
-                for k in [
-                    "group", "group_id", "added", "removed", "members", "new_room",
-                ] {
+                for k in ["group", "group_id", "added", "removed", "members"] {
                     if let Some(v) = n.get(k) {
                         m = m.with(k, v.clone());
                     }

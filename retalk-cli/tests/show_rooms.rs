@@ -77,7 +77,7 @@ fn terminal_shows_a_room_with_every_sender_named() {
     for who in ["alice", "bob"] {
         let out = p.run(&["show", who, "--group", "team"], &[]).ok();
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], format!("# {who} ⇄ #team ({gid})"), "{out}");
+        assert_eq!(lines[0], format!("# {who} ⇄ team ({gid})"), "{out}");
         let body: Vec<&str> = lines[2..]
             .iter()
             .map(|l| l.split_once("] ").unwrap().1)

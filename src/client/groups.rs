@@ -18,7 +18,7 @@
 //! * a member removed, or who left, never lists themselves back: their
 //!   later copies for the room are refused (signed nack), and only another
 //!   member's new listing (or your own `add`) re-admits them;
-//! * every change is reported (a `group_members` notice on receive);
+//! * every addition is reported (a `group_members` notice on receive);
 //! * a room from a sender you never saved is held as an invitation until
 //!   you `join` it (the `group_adopt` setting: `contacts`, the default;
 //!   `anyone`, 0.3.0's behaviour; `nobody`, hold every new room).
@@ -593,17 +593,17 @@ pub(crate) fn on_post(
             inviter: Some(cx.sender.to_owned()),
         };
         t.group_save(&row)?;
-        let notice = if adopt {
-            serde_json::json!({"kind": "group_members", "group": label, "group_id": tag.id,
-                "added": ids(&members), "removed": [], "new_room": true})
+        // A room a contact brought is adopted as 0.3.x does, silently (the
+        // post itself shows it); a held one is announced.
+        let notices = if adopt {
+            vec![]
         } else {
-            serde_json::json!({"kind": "group_invitation", "group": label, "group_id": tag.id,
-                "members": ids(&members)})
+            vec![
+                serde_json::json!({"kind": "group_invitation", "group": label,
+                "group_id": tag.id, "members": ids(&members)}),
+            ]
         };
-        return Ok(PostOutcome::Deliver {
-            label,
-            notices: vec![notice],
-        });
+        return Ok(PostOutcome::Deliver { label, notices });
     };
     if g.removed.contains(cx.sender) {
         return Ok(PostOutcome::Refuse);
@@ -657,7 +657,9 @@ pub(crate) fn on_post(
     }
     g.seen.insert(cx.sender.to_owned(), roster);
     t.group_save(&g)?;
-    let notices = if added.is_empty() && removed.is_empty() {
+    // Additions are announced (with any removals of the same post); a
+    // removal alone is not (0.3.x shows none, and the roster says it).
+    let notices = if added.is_empty() {
         vec![]
     } else {
         vec![

@@ -68,8 +68,8 @@ copy carries the room's id and your roster inside the encryption, so the
 members' clients (ours or retalk 0.3.x) adopt the room and can answer all.
 
 Rosters: only current members change a roster; a member who is removed, or
-who leaves, cannot list themselves back (their copies are refused); every
-change shows on `receive` as a `group_members` record. A room from a sender
+who leaves, cannot list themselves back (their copies are refused); an
+addition shows on `receive` as a `group_members` record. A room from a sender
 you never saved is held as an invitation (`group_invitation`) until you
 `group join` it; `group policy anyone` adopts every room at once (0.3.0's
 behaviour), `group policy nobody` holds them all.

@@ -405,7 +405,7 @@ async fn terminal(
     let mut last = 0;
     let header = match target {
         Target::Peer(peer) => r.header(&names.me, &names.peer(peer), peer),
-        Target::Room(gid) => r.header(&names.me, &format!("#{}", names.room(gid)), gid),
+        Target::Room(gid) => r.header(&names.me, &names.room(gid), gid),
     };
     emit(&mut out, &header)?;
     let first = target.load(me, &names, 0)?;

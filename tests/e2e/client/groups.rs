@@ -83,8 +83,8 @@ async fn posts_fan_out_tagged_and_rosters_converge_by_transitions() {
             (tag.id.as_str(), tag.name.as_str()),
             (g.id.as_str(), "team")
         );
-        assert_eq!(notices[0]["kind"], "group_members");
-        assert_eq!(notices[0]["new_room"], true);
+        // adopted from a contact silently, as 0.3.x
+        assert!(notices.is_empty(), "{notices:?}");
     }
     assert_eq!(
         sorted(others(&bob, &g.id)),
@@ -122,7 +122,10 @@ async fn posts_fan_out_tagged_and_rosters_converge_by_transitions() {
     alice.groups().send(&g.id, "dave is out").await.unwrap();
     for u in [&bob, &carol] {
         let (_, notices) = chats(u, 1).await;
-        assert_eq!(notices[0]["removed"], serde_json::json!([dave.user_id()]));
+        assert!(
+            notices.is_empty(),
+            "a removal alone is not announced: {notices:?}"
+        );
         assert!(!others(u, &g.id).contains(&dave.user_id()));
     }
     // dave never got that post (not a member any more); he posts with
@@ -199,7 +202,7 @@ async fn a_strangers_room_is_an_invitation_until_joined() {
         .unwrap();
     mallory.groups().send(&g2.id, "again").await.unwrap();
     let (_, notices) = chats(&alice, 1).await;
-    assert_eq!(notices[0]["kind"], "group_members");
+    assert!(notices.is_empty(), "{notices:?}");
     assert!(!alice.groups().get(&g2.id).unwrap().unwrap().invitation);
 }
 
