@@ -19,9 +19,11 @@ mod store;
 pub use retalk_proto as proto;
 
 pub use client::{
-    overlay_contacts, AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions,
-    DeliveryProblem, Direction, GlobalContacts, History, HistoryEntry, Inbox, MaintainOptions,
-    MaintainReport, Message, OlmSigner, Peer, ReceiveOptions, User, GLOBAL_CONTACTS_FILE,
+    overlay_contacts, AddOptions, Added, AdoptPolicy, Blocklist, ClientError, Contact, Contacts,
+    CreateOptions, DeliveryProblem, Direction, FailedCopy, GlobalContacts, Group, GroupRef,
+    GroupSend, Groups, History, HistoryEntry, Inbox, Invite, Invites, Joined, Left,
+    MaintainOptions, MaintainReport, Message, NewInvite, OlmSigner, Peer, ReceiveOptions, User,
+    ADOPT_SETTING, DEFAULT_EXPIRY_DAYS, DEFAULT_GROUP_CAP, GLOBAL_CONTACTS_FILE,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

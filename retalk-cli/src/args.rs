@@ -323,6 +323,18 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::show::HELP)]
     Show(crate::commands::show::Args),
 
+    /// Rooms: one encrypted copy per member; the relay never sees the roster
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::group::HELP)]
+    Group(crate::commands::group::Args),
+
+    /// Invite codes: mint, list, revoke, and watch for redemptions
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::invite::HELP)]
+    Invite(crate::commands::invite::Args),
+
+    /// Redeem a peer's invite code (adds them and asks to be added back)
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::request::HELP)]
+    Request(crate::commands::request::Args),
+
     /// Show or change this identity's saved settings (relay URL)
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::config::HELP)]
     Config(crate::commands::config::Args),

@@ -70,6 +70,7 @@ pub fn client_error(e: ClientError) -> CliError {
              over another channel, and if they really have new keys, save the new id with \
              `retalk add NEW-ID --peer NAME --override`",
         ),
+        ClientError::UnknownGroup(_) => Some("see `retalk group list`"),
         ClientError::UnknownPeer(_) => Some(
             "save the peer first with `retalk add ID --peer NAME`, or pass their 32-hex user id",
         ),
@@ -533,6 +534,46 @@ impl Identity {
         self.user.send(&id, text).await.map_err(client_error)
     }
 
+    /// The rooms (library handle; errors go through [`client_error`]).
+    pub fn groups(&self) -> retalk::Groups<'_> {
+        self.user.groups()
+    }
+
+    /// The invite codes (library handle).
+    pub fn invites(&self) -> retalk::Invites<'_> {
+        self.user.invites()
+    }
+
+    /// Keeps a group post for `history`.
+    pub fn keep_group_sent(&self, sent: &retalk::GroupSend, text: &str) -> Result<(), CliError> {
+        self.user
+            .history()
+            .keep_group_sent(sent, text)
+            .map_err(client_error)
+    }
+
+    /// Kept messages of one room after position `after` (`show --group`).
+    pub fn group_history_after(
+        &self,
+        group: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, retalk::HistoryEntry)>, CliError> {
+        self.user
+            .history()
+            .group_after(group, after)
+            .map_err(client_error)
+    }
+
+    /// A public setting saved with the identity.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, CliError> {
+        self.user.setting(key).map_err(client_error)
+    }
+
+    /// Saves (or removes) a public setting.
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), CliError> {
+        self.user.set_setting(key, value).map_err(client_error)
+    }
+
     /// Saves a peer.
     pub fn add_peer(&self, name: &str, id: &str, pin: Option<&str>) -> Result<(), CliError> {
         let id = parse_id(id)?;
@@ -574,6 +615,8 @@ impl Identity {
                 from: m.from.to_string(),
                 name: m.name,
                 text: m.text,
+                group: m.group.map(|g| (g.id, g.name)),
+                notice: m.notice,
             });
         }
         Ok(Batch {
@@ -617,6 +660,8 @@ impl Mailbox for Identity {
                 from,
                 name: String::new(),
                 text: String::new(),
+                group: None,
+                notice: None,
             })
             .map_err(client_error)
     }

@@ -37,27 +37,29 @@ pub const TICK: Duration = Duration::from_millis(40);
 /// How often the store is queried even if its files look unchanged.
 pub const BACKSTOP: Duration = Duration::from_secs(2);
 
-/// Which conversation a message belongs to. Only direct conversations
-/// exist today; a room (group) will be another variant.
+/// Which conversation a message belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConvKey {
     /// The two-party conversation with this user id.
     Direct(String),
+    /// A room (group), by its id.
+    Room(String),
 }
 
 impl ConvKey {
     /// The id the web API uses for it (a direct conversation: the peer's
-    /// user id, as in 0.3.0's `fingerprint`).
+    /// user id, as in 0.3.0's `fingerprint`; a room: its group id).
     pub fn id(&self) -> &str {
         match self {
-            ConvKey::Direct(id) => id,
+            ConvKey::Direct(id) | ConvKey::Room(id) => id,
         }
     }
 
-    /// `"direct"` (later also `"room"`).
+    /// `"direct"` or `"room"`.
     pub fn kind(&self) -> &'static str {
         match self {
             ConvKey::Direct(_) => "direct",
+            ConvKey::Room(_) => "room",
         }
     }
 }
@@ -92,6 +94,9 @@ pub struct Names {
     pub me: String,
     /// Saved contacts: user id → name.
     pub contacts: HashMap<String, String>,
+    /// Rooms: group id → (label, member count without you); rooms left
+    /// keep their label with 0 members.
+    pub rooms: HashMap<String, (String, usize)>,
 }
 
 impl Names {
@@ -106,7 +111,36 @@ impl Names {
                 .into_iter()
                 .map(|c| (c.id.to_string(), c.name))
                 .collect(),
+            rooms: {
+                let groups = me.groups();
+                let mut rooms: HashMap<String, (String, usize)> = groups
+                    .left()
+                    .map_err(crate::backend::client_error)?
+                    .into_iter()
+                    .map(|(id, name)| (id, (name, 0)))
+                    .collect();
+                for g in groups.list().map_err(crate::backend::client_error)? {
+                    rooms.insert(g.id, (g.name, g.members.len()));
+                }
+                rooms
+            },
         })
+    }
+
+    /// A room's label (else the start of its id).
+    pub fn room(&self, gid: &str) -> String {
+        self.rooms
+            .get(gid)
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| short_id(gid))
+    }
+
+    /// How a conversation is called.
+    pub fn conv(&self, c: &ConvKey) -> String {
+        match c {
+            ConvKey::Direct(id) => self.peer(id),
+            ConvKey::Room(id) => self.room(id),
+        }
     }
 
     /// How a conversation partner is called when no message names them.
@@ -146,28 +180,49 @@ pub fn load_after(
     Ok(me
         .history_after(peer, after)?
         .into_iter()
-        .map(|(rowid, e)| {
-            let mine = e.direction == Direction::Out;
-            let peer = e.peer.to_string();
-            ChatMsg {
-                rowid,
-                sender: if mine {
-                    names.my_id.clone()
-                } else {
-                    peer.clone()
-                },
-                name: if mine {
-                    names.me.clone()
-                } else {
-                    names.sender(&peer, &e.name)
-                },
-                conv: ConvKey::Direct(peer),
-                mine,
-                text: e.text,
-                ts: e.ts,
-            }
-        })
+        // a two-party view shows only the two-party conversation
+        .filter(|(_, e)| peer.is_none() || e.group.is_none())
+        .map(|(rowid, e)| to_chat(names, rowid, e))
         .collect())
+}
+
+/// Saved posts of one room (its label or id) after `after`.
+pub fn load_room_after(
+    me: &Identity,
+    names: &Names,
+    group: &str,
+    after: i64,
+) -> Result<Vec<ChatMsg>, CliError> {
+    Ok(me
+        .group_history_after(group, after)?
+        .into_iter()
+        .map(|(rowid, e)| to_chat(names, rowid, e))
+        .collect())
+}
+
+fn to_chat(names: &Names, rowid: i64, e: retalk::HistoryEntry) -> ChatMsg {
+    let mine = e.direction == Direction::Out;
+    let peer = e.peer.to_string();
+    ChatMsg {
+        rowid,
+        sender: if mine {
+            names.my_id.clone()
+        } else {
+            peer.clone()
+        },
+        name: if mine {
+            names.me.clone()
+        } else {
+            names.sender(&peer, &e.name)
+        },
+        conv: match e.group {
+            Some(g) => ConvKey::Room(g.id),
+            None => ConvKey::Direct(peer),
+        },
+        mine,
+        text: e.text,
+        ts: e.ts,
+    }
 }
 
 /// What identifies one state of a file (see the module documentation).

@@ -294,12 +294,12 @@ mod tests {
     }
 
     fn m(id: &str) -> Received {
-        Received {
-            id: id.to_string(),
-            from: "f".repeat(32),
-            name: "bob".into(),
-            text: format!("text {id}"),
-        }
+        Received::chat(
+            id.to_string(),
+            "f".repeat(32),
+            "bob".into(),
+            format!("text {id}"),
+        )
     }
 
     fn down() -> CliError {

@@ -20,6 +20,142 @@ pub struct Received {
     pub name: String,
     /// The plaintext.
     pub text: String,
+    /// A group post's room: (id, local label).
+    #[serde(skip)]
+    pub group: Option<(String, String)>,
+    /// A notice (group and invite events) instead of chat.
+    #[serde(skip)]
+    pub notice: Option<serde_json::Value>,
+}
+
+impl Received {
+    /// A chat message (no group, no notice).
+    pub fn chat(id: String, from: String, name: String, text: String) -> Received {
+        Received {
+            id,
+            from,
+            name,
+            text,
+            group: None,
+            notice: None,
+        }
+    }
+
+    /// The JSON line, in retalk 0.3.0's shapes: a chat message
+    /// `{"id","from","name","text"}` (a group post adds `"group"` and
+    /// `"group_id"`); `group_leave` `{"id","from","name","kind","group_id"}`;
+    /// `contact_accepted` `{"kind","code","from","name","card"}`;
+    /// `contact_request_rejected` `{"kind","from","reason"}`; and ours,
+    /// `group_members` / `group_invitation`: `{"kind","from","name",
+    /// "group","group_id", ...}`.
+    pub fn to_json(&self) -> Ordered {
+        use serde_json::Value;
+        let s = |v: &str| Value::String(v.to_owned());
+        let Some(Value::Object(n)) = &self.notice else {
+            let mut m = Ordered::default()
+                .with("id", s(&self.id))
+                .with("from", s(&self.from))
+                .with("name", s(&self.name))
+                .with("text", s(&self.text));
+            if let Some((gid, label)) = &self.group {
+                m = m.with("group", s(label)).with("group_id", s(gid));
+            }
+            return m;
+        };
+        let get = |k: &str| n.get(k).cloned().unwrap_or(Value::Null);
+        match n.get("kind").and_then(Value::as_str).unwrap_or("") {
+            "group_leave" => Ordered::default()
+                .with("id", s(&self.id))
+                .with("from", s(&self.from))
+                .with("name", s(&self.name))
+                .with("kind", s("group_leave"))
+                .with("group_id", get("group_id")),
+            "contact_accepted" => Ordered::default()
+                .with("kind", s("contact_accepted"))
+                .with("code", get("code"))
+                .with("from", s(&self.from))
+                .with("name", get("name"))
+                .with("card", get("card")),
+            "contact_request_rejected" => Ordered::default()
+                .with("kind", s("contact_request_rejected"))
+                .with("from", s(&self.from))
+                .with("reason", get("reason")),
+            _ => {
+                let mut m = Ordered::default()
+                    .with("kind", get("kind"))
+                    .with("from", s(&self.from))
+                    .with("name", s(&self.name));
+                for k in ["group", "group_id", "added", "removed", "members"] {
+                    if let Some(v) = n.get(k) {
+                        m = m.with(k, v.clone());
+                    }
+                }
+                m
+            }
+        }
+    }
+
+    /// The plain line for a notice.
+    fn notice_line(&self, n: &serde_json::Value) -> String {
+        let who = if self.name.is_empty() {
+            &self.from
+        } else {
+            &self.name
+        };
+        let s = |k: &str| n.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let list = |k: &str| {
+            n.get(k)
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        };
+        let group = one_line(&s("group"));
+        let text = match s("kind").as_str() {
+            "group_leave" => format!("left group {}", if group.is_empty() { s("group_id") } else { group }),
+            "group_invitation" => format!(
+                "invites you to group {group} (members: {}); accept with `retalk group join {group}`",
+                list("members")
+            ),
+            "group_members" => format!(
+                "changed group {group}: added [{}], removed [{}]",
+                list("added"),
+                list("removed")
+            ),
+            "contact_accepted" => format!("redeemed an invite code; saved as {}", one_line(&s("name"))),
+            "contact_request_rejected" => format!("contact request refused ({})", s("reason")),
+            other => format!("sent a {} record", one_line(other)),
+        };
+        format!("* {}: {text}", one_line(who))
+    }
+}
+
+/// A JSON object whose keys print in the order given (serde_json's own map
+/// sorts them; 0.3.0 prints in insertion order).
+#[derive(Debug, Clone, Default)]
+pub struct Ordered(Vec<(&'static str, serde_json::Value)>);
+
+impl Ordered {
+    /// Adds a key.
+    pub fn with(mut self, k: &'static str, v: serde_json::Value) -> Self {
+        self.0.push((k, v));
+        self
+    }
+}
+
+impl Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
 }
 
 /// Something that arrived but could not be shown (undecryptable, ...).
@@ -69,10 +205,21 @@ pub fn one_line(s: &str) -> String {
 /// The line `receive` prints for a message.
 pub fn format_message(m: &Received, format: Format) -> String {
     match format {
-        Format::Json => json_line(m),
+        Format::Json => json_line(&m.to_json()),
         Format::Plain => {
+            if let Some(n) = &m.notice {
+                return m.notice_line(n);
+            }
             let who = if m.name.is_empty() { &m.from } else { &m.name };
-            format!("{}: {}", one_line(who), one_line(&m.text))
+            match &m.group {
+                Some((_, label)) => format!(
+                    "{} [{}]: {}",
+                    one_line(who),
+                    one_line(label),
+                    one_line(&m.text)
+                ),
+                None => format!("{}: {}", one_line(who), one_line(&m.text)),
+            }
         }
     }
 }
@@ -219,12 +366,50 @@ mod tests {
     use super::*;
 
     fn msg(name: &str, text: &str) -> Received {
-        Received {
-            id: "0123456789abcdef0123456789abcdef".into(),
-            from: "f1041c25c87351d8550b31cc6b13ab04".into(),
-            name: name.into(),
-            text: text.into(),
-        }
+        Received::chat(
+            "0123456789abcdef0123456789abcdef".into(),
+            "f1041c25c87351d8550b31cc6b13ab04".into(),
+            name.into(),
+            text.into(),
+        )
+    }
+
+    /// The top-level keys of a JSON line, in the order printed.
+    fn keys(line: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut ks: Vec<(usize, String)> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (line.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+            .collect();
+        ks.sort();
+        ks.into_iter().map(|(_, k)| k).collect()
+    }
+
+    #[test]
+    fn group_posts_and_notices_print_in_030_shapes() {
+        let mut m = msg("bob", "hi");
+        m.group = Some(("a".repeat(32), "team".into()));
+        assert_eq!(
+            keys(&format_message(&m, Format::Json)),
+            ["id", "from", "name", "text", "group", "group_id"]
+        );
+        assert_eq!(format_message(&m, Format::Plain), "bob [team]: hi");
+        m.group = None;
+        m.notice =
+            Some(serde_json::json!({"kind": "group_leave", "group_id": "g", "group": "t\u{1b}"}));
+        assert_eq!(
+            keys(&format_message(&m, Format::Json)),
+            ["id", "from", "name", "kind", "group_id"]
+        );
+        assert!(!format_message(&m, Format::Plain).contains('\u{1b}'));
+        m.notice =
+            Some(serde_json::json!({"kind": "contact_request_rejected", "reason": "revoked"}));
+        assert_eq!(
+            keys(&format_message(&m, Format::Json)),
+            ["kind", "from", "reason"]
+        );
     }
 
     #[test]

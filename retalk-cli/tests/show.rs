@@ -119,11 +119,7 @@ fn terminal_view_refusals_are_clear() {
     let p = pair();
     let r = p.run(&["show", "alice", "--group", "team"], &[]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("groups are not supported yet"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("no group 'team'"), "{}", r.stderr);
     let r = p.run(&["show", "alice"], &[]);
     assert_eq!(r.code, 2);
     assert!(

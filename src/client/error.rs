@@ -36,6 +36,9 @@ pub enum ClientError {
     /// A name that is neither a saved peer nor a user id.
     #[error("unknown peer {0:?}: not a saved peer name and not a 32-hex user id")]
     UnknownPeer(String),
+    /// No room with this label or id.
+    #[error("no group {0:?}")]
+    UnknownGroup(String),
     /// A contact name already stands for another user id.
     #[error("a contact named {name:?} already exists (-> {id}); pick another name or replace it")]
     NameTaken {
@@ -103,6 +106,7 @@ impl ClientError {
                 | ClientError::WrongPassphrase
                 | ClientError::PinMismatch { .. }
                 | ClientError::UnknownPeer(_)
+                | ClientError::UnknownGroup(_)
                 | ClientError::NameTaken { .. }
                 | ClientError::SelfSend(_)
                 | ClientError::NoRelay

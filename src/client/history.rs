@@ -43,6 +43,9 @@ pub struct HistoryEntry {
     pub text: String,
     /// When it was kept, seconds since the epoch.
     pub ts: f64,
+    /// The room of a group message (its id, and its label when kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<super::GroupRef>,
 }
 
 /// The kept messages of one identity; see [`User::history`].
@@ -58,15 +61,63 @@ impl User {
 }
 
 impl History<'_> {
-    /// Keeps a received message.
+    /// Keeps a received message (notices are not kept).
     pub fn keep_received(&self, m: &Message) -> Result<(), ClientError> {
-        self.keep(&m.from, &m.id, Direction::In, &m.name, &m.text)
+        if !m.is_chat() {
+            return Ok(());
+        }
+        let group = m.group.as_ref().map(|g| (g.id.clone(), g.name.clone()));
+        self.keep(&m.from, &m.id, Direction::In, &m.name, &m.text, group)
     }
 
     /// Keeps a sent message.
     pub fn keep_sent(&self, to: &UserId, id: &str, text: &str) -> Result<(), ClientError> {
         let name = self.user.name().to_owned();
-        self.keep(to, id, Direction::Out, &name, text)
+        self.keep(to, id, Direction::Out, &name, text, None)
+    }
+
+    /// Keeps a group post (one entry for all the copies, as 0.3.0: the
+    /// entry's peer is the room's id).
+    pub fn keep_group_sent(&self, sent: &super::GroupSend, text: &str) -> Result<(), ClientError> {
+        let name = self.user.name().to_owned();
+        let room = UserId::parse(&sent.group_id, "group id")
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        self.keep(
+            &room,
+            &sent.id,
+            Direction::Out,
+            &name,
+            text,
+            Some((sent.group_id.clone(), sent.group.clone())),
+        )
+    }
+
+    /// Kept messages of one room (by label or id) after position `after`
+    /// (0 for all), as [`after`](Self::after).
+    pub fn group_after(
+        &self,
+        group: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, HistoryEntry)>, ClientError> {
+        let gid = match self.user.groups().get(group)? {
+            Some(g) => g.id,
+            None => self
+                .user
+                .groups()
+                .left()?
+                .into_iter()
+                .find(|(id, name)| id == group || name == group)
+                .map(|(id, _)| id)
+                .ok_or_else(|| ClientError::UnknownGroup(group.to_owned()))?,
+        };
+        let rows = self
+            .user
+            .store
+            .read(|t| t.history_group_after(&gid, after))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(seq, r)| Some((seq, entry(r)?)))
+            .collect())
     }
 
     fn keep(
@@ -76,6 +127,7 @@ impl History<'_> {
         direction: Direction,
         name: &str,
         text: &str,
+        group: Option<(String, String)>,
     ) -> Result<(), ClientError> {
         let row = HistoryRow {
             msg_id: id.to_owned(),
@@ -84,6 +136,7 @@ impl History<'_> {
             name: name.to_owned(),
             text: text.to_owned(),
             ts: 0.0,
+            group,
         };
         Ok(self.user.store.tx(|t| t.history_insert(&row))?)
     }
@@ -95,23 +148,7 @@ impl History<'_> {
             .user
             .store
             .read(|t| t.history(peer.map(UserId::as_str)))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(HistoryEntry {
-                    peer: UserId::parse(&r.peer, "peer").ok()?,
-                    direction: if r.direction == "out" {
-                        Direction::Out
-                    } else {
-                        Direction::In
-                    },
-                    id: r.msg_id,
-                    name: r.name,
-                    text: r.text,
-                    ts: r.ts,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(entry).collect())
     }
 
     /// Kept messages saved after position `after` (0 for all), oldest
@@ -129,23 +166,23 @@ impl History<'_> {
             .read(|t| t.history_after(peer.map(UserId::as_str), after))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(seq, r)| {
-                Some((
-                    seq,
-                    HistoryEntry {
-                        peer: UserId::parse(&r.peer, "peer").ok()?,
-                        direction: if r.direction == "out" {
-                            Direction::Out
-                        } else {
-                            Direction::In
-                        },
-                        id: r.msg_id,
-                        name: r.name,
-                        text: r.text,
-                        ts: r.ts,
-                    },
-                ))
-            })
+            .filter_map(|(seq, r)| Some((seq, entry(r)?)))
             .collect())
     }
+}
+
+fn entry(r: HistoryRow) -> Option<HistoryEntry> {
+    Some(HistoryEntry {
+        peer: UserId::parse(&r.peer, "peer").ok()?,
+        direction: if r.direction == "out" {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        id: r.msg_id,
+        name: r.name,
+        text: r.text,
+        ts: r.ts,
+        group: r.group.map(|(id, name)| super::GroupRef { id, name }),
+    })
 }

@@ -37,7 +37,9 @@ mod contacts;
 mod error;
 mod failpoint;
 mod global;
+mod groups;
 mod history;
+mod invites;
 mod outbox;
 mod peers;
 mod receive;
@@ -56,7 +58,12 @@ pub use blocklist::Blocklist;
 pub use contacts::{AddOptions, Added, Contact, Contacts};
 pub use error::ClientError;
 pub use global::{overlay as overlay_contacts, GlobalContacts, GLOBAL_CONTACTS_FILE};
+pub use groups::{
+    AdoptPolicy, FailedCopy, Group, GroupSend, Groups, Joined, Left, ADOPT_SETTING,
+    DEFAULT_GROUP_CAP,
+};
 pub use history::{Direction, History, HistoryEntry};
+pub use invites::{Invite, Invites, NewInvite, DEFAULT_EXPIRY_DAYS};
 pub use receive::ReceiveOptions;
 pub use transport::OlmSigner;
 pub use user::{CreateOptions, User};
@@ -71,8 +78,34 @@ pub struct Message {
     /// How to show the sender: the saved peer name, else `~` followed by the
     /// sender's self-chosen (unverified) name, else empty.
     pub name: String,
-    /// The text.
+    /// The text (empty for a notice).
     pub text: String,
+    /// The room of a group post: its id and your label for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupRef>,
+    /// A record that is not chat, as JSON with a `kind`: `group_leave`
+    /// (`group_id`, `group`), `group_members` (`group`, `group_id`,
+    /// `added`, `removed`), `group_invitation` (`group`, `group_id`,
+    /// `members`), `contact_accepted` (`code`, `name`, `card`) or
+    /// `contact_request_rejected` (`reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<serde_json::Value>,
+}
+
+impl Message {
+    /// A chat message (not a notice).
+    pub fn is_chat(&self) -> bool {
+        self.notice.is_none()
+    }
+}
+
+/// Which room a group post belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRef {
+    /// The room's id.
+    pub id: String,
+    /// Your label for it.
+    pub name: String,
 }
 
 /// Mail that could not be read. The rest of the mailbox is unaffected.

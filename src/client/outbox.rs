@@ -55,11 +55,24 @@ impl User {
             return Err(ClientError::SelfSend(to.clone()));
         }
         let _lock = self.lock().await?;
-        let account = self.signer();
         let envelope = Envelope::new_msg(text, self.name.as_str());
+        self.send_envelope_locked(to, &envelope, false).await
+    }
+
+    /// Encrypts `envelope` (which has an id) for `to`, keeps it in the
+    /// outbox and uploads it; the lock is held. When the upload fails, the
+    /// copy is withdrawn, unless `keep_on_failure` (a group copy: the
+    /// outbox re-sends it later) or the relay does not know `to` yet.
+    pub(crate) async fn send_envelope_locked(
+        &self,
+        to: &UserId,
+        envelope: &Envelope,
+        keep_on_failure: bool,
+    ) -> Result<String, ClientError> {
+        let account = self.signer();
         let id = envelope.id().unwrap_or_default().to_owned();
         let (mtype, body) = self
-            .encrypt_and_store(account, to, &envelope, Some(&id))
+            .encrypt_and_store(account, to, envelope, Some(&id))
             .await?;
         failpoint::hit("send:stored");
         let req = SendMessage {
@@ -86,6 +99,10 @@ impl User {
             }) => Err(ClientError::KeptForResend {
                 id,
                 reason: format!("the relay refused it: {reason}"),
+            }),
+            Err(e) if keep_on_failure => Err(ClientError::KeptForResend {
+                id,
+                reason: crate::client::error::sanitize(&e.to_string()),
             }),
             Err(e) => {
                 self.store.tx(|t| t.outbox_delete(&id, None))?;

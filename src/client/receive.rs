@@ -35,10 +35,12 @@ use crate::proto::{Envelope, UserId};
 use crate::store::{InboxRow, StoredSession};
 
 use super::failpoint;
+use super::groups::{on_leave, on_post, PostContext, PostOutcome};
+use super::invites::{on_request, RequestOutcome};
 use super::outbox::{body_hash, decode_body};
 use super::sessions::session_config;
 use super::transport::REQUEST_TIMEOUT;
-use super::{ClientError, DeliveryProblem, Inbox, Message, User};
+use super::{ClientError, DeliveryProblem, GroupRef, Inbox, Message, User};
 
 /// What decrypting one inbox row produced.
 enum Outcome {
@@ -312,11 +314,18 @@ impl User {
         };
         let envelope = Envelope::parse(&plaintext);
         let from = sender.as_str();
-        self.store.tx(|t| {
+        let me = self.user_id();
+        let policy = self.adopt_policy();
+        let cap = self.store.read(|t| t.meta("group_cap"))?;
+        let cap = cap
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(super::groups::DEFAULT_GROUP_CAP);
+        let refuse_after = self.store.tx(|t| {
             if let (true, Some(account)) = (account_changed, account.as_ref()) {
                 t.save_account(account)?;
             }
             t.save_session(from, &session)?;
+            let mut refuse_after = false;
             match &envelope {
                 Ok(Envelope::Msg { id, text, name }) => {
                     let seen = t.processed_id(from, id)?;
@@ -326,11 +335,107 @@ impl User {
                     }
                     t.ack_insert(from, id)?;
                 }
+                Ok(Envelope::GroupMsg {
+                    id,
+                    text,
+                    name,
+                    group,
+                    ..
+                }) => {
+                    if t.processed_id(from, id)? {
+                        t.processed_insert(&hash, id, from)?;
+                        t.ack_insert(from, id)?;
+                    } else {
+                        let cx = PostContext {
+                            me: me.as_str(),
+                            sender: from,
+                            sender_saved: !t.peers_for_id(from)?.is_empty(),
+                            policy,
+                            cap,
+                        };
+                        match on_post(t, &cx, group)? {
+                            PostOutcome::Refuse => {
+                                // a room we left, or a removed member: the
+                                // signed nack stops their re-sends
+                                t.processed_insert(&hash, "", from)?;
+                                refuse_after = true;
+                            }
+                            PostOutcome::Untagged => {
+                                t.processed_insert(&hash, id, from)?;
+                                t.delivered_insert(from, id, name, text)?;
+                                t.ack_insert(from, id)?;
+                            }
+                            PostOutcome::Deliver { label, notices } => {
+                                for (i, n) in notices.iter().enumerate() {
+                                    t.delivered_insert_value(
+                                        from,
+                                        &format!("{id}.{i}"),
+                                        &serde_json::json!({"name": name, "notice": n}),
+                                    )?;
+                                }
+                                t.processed_insert(&hash, id, from)?;
+                                t.delivered_insert_value(
+                                    from,
+                                    id,
+                                    &serde_json::json!({"name": name, "text": text,
+                                        "group": {"id": group.id, "name": label}}),
+                                )?;
+                                t.ack_insert(from, id)?;
+                            }
+                        }
+                    }
+                }
+                Ok(Envelope::GroupLeave { id, group_id, name }) => {
+                    let seen = t.processed_id(from, id)?;
+                    t.processed_insert(&hash, id, from)?;
+                    if !seen {
+                        let label = on_leave(t, from, group_id)?;
+                        t.delivered_insert_value(
+                            from,
+                            id,
+                            &serde_json::json!({"name": name.clone().unwrap_or_default(),
+                                "notice": {"kind": "group_leave", "group_id": group_id,
+                                    "group": label}}),
+                        )?;
+                    }
+                    t.ack_insert(from, id)?;
+                }
+                Ok(Envelope::ContactRequest { id, code, card }) => {
+                    let name = card.get("name").and_then(|n| n.as_str()).unwrap_or("");
+                    match on_request(t, from, code, card)? {
+                        RequestOutcome::Accepted { name: saved, card } => {
+                            t.processed_insert(&hash, id, from)?;
+                            t.delivered_insert_value(
+                                from,
+                                id,
+                                &serde_json::json!({"name": name,
+                                    "notice": {"kind": "contact_accepted", "code": code,
+                                        "name": saved, "card": card}}),
+                            )?;
+                            t.ack_insert(from, id)?;
+                        }
+                        RequestOutcome::Duplicate => {
+                            t.processed_insert(&hash, id, from)?;
+                            t.ack_insert(from, id)?;
+                        }
+                        RequestOutcome::Rejected(reason) => {
+                            t.processed_insert(&hash, "", from)?;
+                            t.delivered_insert_value(
+                                from,
+                                id,
+                                &serde_json::json!({"name": name,
+                                    "notice": {"kind": "contact_request_rejected",
+                                        "reason": reason}}),
+                            )?;
+                            refuse_after = true;
+                        }
+                    }
+                }
                 Ok(Envelope::Ack { id }) => {
                     t.processed_insert(&hash, "", from)?;
                     t.outbox_delete(id, Some(from))?;
                 }
-                // Kinds this client does not know (0.3.x groups, contacts,
+                // Kinds this client does not know (0.3.x shared contacts,
                 // ...) are acknowledged, so their sender stops re-sending,
                 // and otherwise ignored.
                 Ok(Envelope::Other { id, .. }) => {
@@ -345,8 +450,12 @@ impl User {
                     t.problem_insert(from, "decrypted, but it is not a retalk message")?;
                 }
             }
-            t.inbox_delete(row.seq)
+            t.inbox_delete(row.seq)?;
+            Ok::<_, ClientError>(refuse_after)
         })?;
+        if refuse_after {
+            self.refuse(&hash).await;
+        }
         failpoint::hit("receive:decrypted");
         Ok(())
     }
@@ -438,6 +547,46 @@ impl User {
         }
     }
 
+    /// Decrypts `row` to look at it only: nothing is saved (the session
+    /// and any account change are dropped). `None` when it does not decrypt.
+    pub(crate) async fn try_decrypt(
+        &self,
+        account: &mut Option<Account>,
+        sender: &UserId,
+        row: &InboxRow,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ClientError> {
+        match self.decrypt(account, sender, row).await {
+            Ok(Outcome::Plain { plaintext, .. }) => Ok(Some(plaintext)),
+            Ok(Outcome::Problem { .. }) => Ok(None),
+            Err(e) if e.is_transient() => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Takes `sender`'s mail from the relay into the store's inbox (the
+    /// lock is held).
+    pub(crate) async fn fetch_from_locked(&self, sender: &UserId) -> Result<(), ClientError> {
+        let opts = ReceiveOptions {
+            from: Some(sender.clone()),
+            ..ReceiveOptions::default()
+        };
+        let mail = self.fetch(self.signer(), &opts, None, false).await?;
+        let relay = self.relay()?.to_owned();
+        self.store
+            .tx(|t| mail.iter().try_for_each(|m| t.inbox_insert(&relay, m)))?;
+        Ok(())
+    }
+
+    /// Steps 2 and 3 for what the inbox holds (the lock is held); the
+    /// outcomes stay in the store.
+    pub(crate) async fn process_stored_locked(&self) -> Result<(), ClientError> {
+        self.process_inbox(false).await?;
+        if let Err(e) = self.send_acks_locked().await {
+            tracing::warn!(error = %e, "acknowledgements postponed");
+        }
+        Ok(())
+    }
+
     /// Tells the relay, with a signature only we can make, that we refuse
     /// this ciphertext for good (0.3.x `nack`). The relay then refuses its
     /// re-sends and hands our signature to the sender, whose client drops
@@ -517,6 +666,8 @@ impl User {
                     from,
                     name,
                     text: d.text,
+                    group: d.group.map(|(id, name)| GroupRef { id, name }),
+                    notice: d.notice,
                 });
             }
             for (peer, reason) in problems {

@@ -167,7 +167,7 @@ pub struct Migrated {
     pub history: usize,
     /// Blocked senders carried over (0.3.x).
     pub blocked: usize,
-    /// Rows left in the backup only, by table (0.3.x rooms, invite codes and
+    /// Rows left in the backup only, by table (0.3.x
     /// shared contacts, which this store does not keep yet).
     pub not_carried: Vec<(&'static str, usize)>,
 }
@@ -614,6 +614,49 @@ fn write_store_03(
                 name: m.name.clone(),
                 text: m.text.clone(),
                 ts: m.ts,
+                group: m.group.clone(),
+            })?;
+        }
+        // rooms: the roster without this identity (0.3.x keeps it in
+        // adopted rooms), active (they were adopted already)
+        for g in &py.groups {
+            let mut name = g.name.clone();
+            let mut n = 1;
+            while t.group_by_ref(&name)?.is_some_and(|o| o.gid != g.gid) {
+                n += 1;
+                name = format!("{}-{n}", g.name);
+            }
+            t.group_save(&store::GroupRow {
+                gid: g.gid.clone(),
+                name,
+                members: g
+                    .members
+                    .iter()
+                    .filter(|m| **m != py.user_id)
+                    .map(|m| m.as_str().to_owned())
+                    .collect(),
+                removed: Default::default(),
+                seen: Default::default(),
+                state: "active".into(),
+                inviter: None,
+            })?;
+        }
+        for (gid, name) in &py.left_groups {
+            t.left_insert(gid, name)?;
+        }
+        // invite codes: 0.3.x keeps them in the clear; here only their hash
+        for i in &py.invites {
+            use sha2::Digest;
+            t.invite_insert(&store::InviteRow {
+                hash: hex::encode(sha2::Sha256::digest(i.code.as_bytes())),
+                hint: i.code.chars().take(6).collect(),
+                kind: i.kind.clone(),
+                peer: i.peer.clone(),
+                created: i.created,
+                expires: i.expires,
+                uses: i.uses,
+                used_by: i.used_by.clone(),
+                revoked: i.revoked,
             })?;
         }
         Ok::<_, StoreError>(n)

@@ -13,7 +13,8 @@
 //! blocked(fingerprint)
 //! messages(msg_id, from_fp, from_name, peer_fp, direction, body, ts, gid, gname)
 //! groups(gid, name, members, ts), left_groups(gid, name, ts)
-//! invite_codes(...), received_contacts(...)
+//! invite_codes(code, kind, peer, created, expires, uses, used_by, revoked)
+//! received_contacts(...)
 //! ```
 //!
 //! Pickles are vodozemac encrypted pickles under `sha256(passphrase)`, as in
@@ -76,6 +77,12 @@ pub struct Python03Identity {
     pub blocked: Vec<UserId>,
     /// Saved messages (`--save`), opened.
     pub history: Vec<SavedMessage>,
+    /// Rooms.
+    pub groups: Vec<SavedGroup>,
+    /// Rooms left: (id, label).
+    pub left_groups: Vec<(String, String)>,
+    /// Minted invite codes.
+    pub invites: Vec<SavedInvite>,
     /// Rows this project's store has no place for yet, by table, with their
     /// count (only non-empty tables). They stay in the backup folder.
     pub not_carried: Vec<(&'static str, usize)>,
@@ -130,10 +137,46 @@ pub struct SavedMessage {
     pub text: String,
     /// When it was kept, seconds since the epoch.
     pub ts: f64,
+    /// The room of a group message: (id, label when kept).
+    pub group: Option<(String, String)>,
+}
+
+/// A room (`groups` row): id, label, roster as stored (0.3.x keeps the
+/// owner in adopted rooms' rosters; the writer drops it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedGroup {
+    /// The room's id.
+    pub gid: String,
+    /// The local label.
+    pub name: String,
+    /// The roster, valid user ids only.
+    pub members: Vec<UserId>,
+}
+
+/// A minted invite code (`invite_codes` row). The code itself is read only
+/// to be hashed by the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedInvite {
+    /// The code, as 0.3.x stores it (in the clear).
+    pub code: String,
+    /// `"single"` or `"permanent"`.
+    pub kind: String,
+    /// The name to save the redeemer under.
+    pub peer: Option<String>,
+    /// When minted.
+    pub created: f64,
+    /// When it expires; `None`: never.
+    pub expires: Option<f64>,
+    /// Redemptions.
+    pub uses: i64,
+    /// Who redeemed it.
+    pub used_by: Vec<String>,
+    /// Revoked.
+    pub revoked: bool,
 }
 
 /// Tables whose rows have no home in this project's store yet.
-const NOT_CARRIED: &[&str] = &["groups", "left_groups", "invite_codes", "received_contacts"];
+const NOT_CARRIED: &[&str] = &["received_contacts"];
 
 /// The key that opens the reference's saved-message bodies.
 fn at_rest(store_key: &[u8; 32]) -> PkDecryption {
@@ -323,22 +366,21 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
     }
 
     let mut history = Vec::new();
-    let mut group_rows = 0;
     if table_exists(&conn, "messages").map_err(e)? {
         let dec = at_rest(&key);
-        let gid = if columns(&conn, "messages")
+        let (gid, gname) = if columns(&conn, "messages")
             .map_err(e)?
             .iter()
             .any(|c| c == "gid")
         {
-            "gid"
+            ("gid", "gname")
         } else {
-            "NULL"
+            ("NULL", "NULL")
         };
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT msg_id, from_name, peer_fp, direction, body, ts, {gid} FROM messages \
-                 ORDER BY ts, rowid"
+                "SELECT msg_id, from_name, peer_fp, direction, body, ts, {gid}, {gname} \
+                 FROM messages ORDER BY ts, rowid"
             ))
             .map_err(e)?;
         let rows = stmt
@@ -351,17 +393,16 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<f64>>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(e)?;
         for row in rows {
-            let (msg_id, from_name, peer, direction, body, ts, gid) = row.map_err(e)?;
+            let (msg_id, from_name, peer, direction, body, ts, gid, gname) = row.map_err(e)?;
             let msg_id = msg_id.unwrap_or_default();
-            if gid.is_some_and(|g| !g.is_empty()) {
-                // a room's message: this store keeps no rooms yet
-                group_rows += 1;
-                continue;
-            }
+            let group = gid
+                .filter(|g| !g.is_empty())
+                .map(|g| (g, gname.unwrap_or_default()));
             let Some(peer) = peer.filter(|p| !p.is_empty()) else {
                 return Err(corrupt(format!("saved message {msg_id} names no peer")));
             };
@@ -378,14 +419,89 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
                 name: from_name.unwrap_or_default(),
                 text,
                 ts: ts.unwrap_or(0.0),
+                group,
             });
         }
     }
 
-    let mut not_carried = Vec::new();
-    if group_rows > 0 {
-        not_carried.push(("messages (rooms)", group_rows));
+    let mut groups = Vec::new();
+    if table_exists(&conn, "groups").map_err(e)? {
+        let mut stmt = conn
+            .prepare("SELECT gid, name, members FROM groups ORDER BY name, gid")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (gid, name, members) = row.map_err(e)?;
+            let members: Vec<String> =
+                serde_json::from_str(members.as_deref().unwrap_or("[]")).unwrap_or_default();
+            groups.push(SavedGroup {
+                name: name
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| gid.chars().take(8).collect()),
+                gid,
+                members: members
+                    .iter()
+                    .filter_map(|m| UserId::parse(m, "member").ok())
+                    .collect(),
+            });
+        }
     }
+    let mut left_groups = Vec::new();
+    if table_exists(&conn, "left_groups").map_err(e)? {
+        let mut stmt = conn
+            .prepare("SELECT gid, name FROM left_groups ORDER BY gid")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (gid, name) = row.map_err(e)?;
+            left_groups.push((gid, name.unwrap_or_default()));
+        }
+    }
+    let mut invites = Vec::new();
+    if table_exists(&conn, "invite_codes").map_err(e)? {
+        let mut stmt = conn
+            .prepare(
+                "SELECT code, kind, peer, created, expires, uses, used_by, revoked \
+                 FROM invite_codes ORDER BY created",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SavedInvite {
+                    code: r.get(0)?,
+                    kind: r
+                        .get::<_, Option<String>>(1)?
+                        .unwrap_or_else(|| "single".into()),
+                    peer: r.get(2)?,
+                    created: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+                    expires: r.get(4)?,
+                    uses: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    used_by: serde_json::from_str(
+                        r.get::<_, Option<String>>(6)?.as_deref().unwrap_or("[]"),
+                    )
+                    .unwrap_or_default(),
+                    revoked: r.get::<_, Option<i64>>(7)?.unwrap_or(0) != 0,
+                })
+            })
+            .map_err(e)?;
+        for row in rows {
+            invites.push(row.map_err(e)?);
+        }
+    }
+
+    let mut not_carried = Vec::new();
     for table in NOT_CARRIED {
         if table_exists(&conn, table).map_err(e)? {
             let n: i64 = conn
@@ -413,6 +529,9 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
         contacts,
         blocked,
         history,
+        groups,
+        left_groups,
+        invites,
         not_carried,
     })
 }

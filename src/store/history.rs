@@ -23,21 +23,34 @@ pub struct HistoryRow {
     pub text: String,
     /// When it was kept, seconds since the epoch.
     pub ts: f64,
+    /// The room of a group message: (id, label when kept).
+    pub group: Option<(String, String)>,
 }
 
 impl Tx<'_> {
     /// Keeps a message (once per peer, id and direction).
     pub fn history_insert(&self, row: &HistoryRow) -> Result<(), StoreError> {
         let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({"name": row.name, "text": row.text}))
-                .expect("JSON values always serialize"),
+            serde_json::to_vec(&serde_json::json!({
+                "name": row.name,
+                "text": row.text,
+                "group": row.group.as_ref().map(|g| &g.1),
+            }))
+            .expect("JSON values always serialize"),
         );
         let sealed = self.keys.seal(HISTORY_PURPOSE, &plain);
         let ts = if row.ts > 0.0 { row.ts } else { now() };
         self.conn.execute(
-            "INSERT OR IGNORE INTO history(msg_id, peer, direction, sealed, ts) \
-             VALUES(?1, ?2, ?3, ?4, ?5)",
-            params![row.msg_id, row.peer, row.direction, sealed, ts],
+            "INSERT OR IGNORE INTO history(msg_id, peer, direction, sealed, ts, gid) \
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.msg_id,
+                row.peer,
+                row.direction,
+                sealed,
+                ts,
+                row.group.as_ref().map(|g| &g.0)
+            ],
         )?;
         Ok(())
     }
@@ -58,12 +71,31 @@ impl Tx<'_> {
         peer: Option<&str>,
         after: i64,
     ) -> Result<Vec<(i64, HistoryRow)>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, msg_id, peer, direction, sealed, ts FROM history \
-             WHERE seq > ?2 AND (?1 IS NULL OR peer=?1) ORDER BY seq",
-        )?;
+        self.history_where("(?1 IS NULL OR peer=?1)", peer, after)
+    }
+
+    /// Kept messages of the room `gid` after `after`, as
+    /// [`history_after`](Self::history_after).
+    pub fn history_group_after(
+        &self,
+        gid: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, HistoryRow)>, StoreError> {
+        self.history_where("gid=?1", Some(gid), after)
+    }
+
+    fn history_where(
+        &self,
+        filter: &str,
+        key: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<(i64, HistoryRow)>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT seq, msg_id, peer, direction, sealed, ts, gid FROM history \
+             WHERE seq > ?2 AND {filter} ORDER BY seq"
+        ))?;
         let rows = stmt
-            .query_map(params![peer, after], |r| {
+            .query_map(params![key, after], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -71,11 +103,12 @@ impl Tx<'_> {
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, f64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (seq, msg_id, peer, direction, sealed, ts) in rows {
+        for (seq, msg_id, peer, direction, sealed, ts, gid) in rows {
             let Some(v) = self
                 .keys
                 .open(HISTORY_PURPOSE, &sealed)
@@ -94,6 +127,7 @@ impl Tx<'_> {
                     name: field("name"),
                     text: field("text"),
                     ts,
+                    group: gid.map(|g| (g, field("group"))),
                 },
             ));
         }

@@ -29,6 +29,11 @@ pub struct DeliveredRow {
     pub name: String,
     /// Message text.
     pub text: String,
+    /// The room of a group post: (id, the sender's label).
+    pub group: Option<(String, String)>,
+    /// A record that is not a chat message (group and invite events), as
+    /// JSON; `text` is empty then.
+    pub notice: Option<serde_json::Value>,
 }
 
 /// Decrypted messages and problems (sender id, reason) not yet returned.
@@ -99,9 +104,23 @@ impl Tx<'_> {
         name: &str,
         text: &str,
     ) -> Result<(), StoreError> {
+        self.delivered_insert_value(
+            peer,
+            msg_id,
+            &serde_json::json!({"name": name, "text": text}),
+        )
+    }
+
+    /// Keeps a delivered item given as its JSON fields: `name`, `text`, and
+    /// optionally `group` (`{"id", "name"}`) and `notice` (a record).
+    pub fn delivered_insert_value(
+        &self,
+        peer: &str,
+        msg_id: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({"name": name, "text": text}))
-                .expect("JSON values always serialize"),
+            serde_json::to_vec(value).expect("JSON values always serialize"),
         );
         let sealed = self.keys.seal(DELIVERED_PURPOSE, &plain);
         self.conn.execute(
@@ -180,6 +199,16 @@ impl Tx<'_> {
                 msg_id,
                 name: field("name"),
                 text: field("text"),
+                group: v.get("group").and_then(|g| {
+                    Some((
+                        g.get("id")?.as_str()?.to_owned(),
+                        g.get("name")
+                            .and_then(|n| n.as_str())
+                            .unwrap_or("")
+                            .to_owned(),
+                    ))
+                }),
+                notice: v.get("notice").filter(|n| n.is_object()).cloned(),
             });
         }
         let mut stmt = self
@@ -190,6 +219,30 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         self.conn.execute_batch("DELETE FROM problems;")?;
         Ok((delivered, problems))
+    }
+
+    /// Removes and returns the delivered notices whose `kind` starts with
+    /// `prefix` (each with `from` and `name` added), leaving the rest.
+    pub fn take_notices(&self, prefix: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        let (delivered, problems) = self.peek_outcomes(None)?;
+        // peek_outcomes took the problems out: put them back for receive
+        for (peer, reason) in &problems {
+            self.problem_insert(peer, reason)?;
+        }
+        let mut out = Vec::new();
+        for d in delivered {
+            let Some(serde_json::Value::Object(mut n)) = d.notice else {
+                continue;
+            };
+            let kind = n.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+            if !kind.starts_with(prefix) {
+                continue;
+            }
+            self.delivered_delete(&d.peer, &d.msg_id)?;
+            n.insert("from".into(), d.peer.clone().into());
+            out.push(serde_json::Value::Object(n));
+        }
+        Ok(out)
     }
 
     /// A held message was shown: forget it.

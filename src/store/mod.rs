@@ -17,8 +17,11 @@
 mod acks;
 mod blocked;
 pub mod crypto;
+mod groups;
 mod history;
 mod inbox;
+mod invites;
+mod left_groups;
 pub mod lock;
 mod meta;
 mod outbox;
@@ -36,8 +39,10 @@ use vodozemac::olm::Account;
 pub use crypto::{KdfParams, StoreKeys};
 pub use lock::StoreLock;
 
+pub use groups::GroupRow;
 pub use history::HistoryRow;
 pub use inbox::InboxRow;
+pub use invites::InviteRow;
 pub use outbox::OutboxRow;
 pub use peers::PeerRow;
 pub use sessions::StoredSession;

@@ -32,12 +32,21 @@
 //! * `peers.signing_key`: with `pin`, the two verified keys of a contact.
 //! * `received_contacts`: contact cards shared with us, awaiting import.
 //!
+//! Version 3 (groups and invite codes):
+//!
+//! * `groups`: rooms with their local label, roster (without this
+//!   identity), the members removed or gone, the roster each member last
+//!   sent, and whether the room is held as an invitation.
+//! * `left_groups`: rooms this identity left (their mail is refused).
+//! * `invites`: minted invite codes, stored as SHA-256 and a short hint.
+//! * `history.gid`: the room of a kept group message.
+//!
 //! A store is upgraded in place, in one transaction, when it is opened by a
 //! newer program; a store newer than this program is refused.
 
 /// The migrations, in order: `MIGRATIONS[i]` turns version `i` into `i + 1`.
 /// Append only; never edit a released one.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The version this code writes and reads.
 pub const FORMAT_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -135,6 +144,39 @@ CREATE TABLE IF NOT EXISTS received_contacts(
     msg_id TEXT NOT NULL,
     ts REAL NOT NULL
 );
+";
+
+/// Version 3: groups, rooms left, invite codes, group tags in history.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS groups(
+    gid TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    members TEXT NOT NULL,
+    removed TEXT NOT NULL,
+    seen TEXT NOT NULL,
+    state TEXT NOT NULL,
+    inviter TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS left_groups(
+    gid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invites(
+    hash TEXT PRIMARY KEY,
+    hint TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    peer TEXT,
+    created REAL NOT NULL,
+    expires REAL,
+    uses INTEGER NOT NULL,
+    used_by TEXT NOT NULL,
+    revoked INTEGER NOT NULL
+);
+ALTER TABLE history ADD COLUMN gid TEXT;
+CREATE INDEX IF NOT EXISTS history_by_group ON history(gid, seq);
 ";
 
 /// Applies the migrations from version `from` to [`FORMAT_VERSION`] (all of

@@ -19,6 +19,8 @@ use retalk_testkit::pyref;
 
 mod cli;
 mod cli03;
+mod groups03;
+mod invites03;
 mod matrix;
 mod mcp;
 mod migrate;
@@ -60,6 +62,8 @@ fn main() -> ExitCode {
     let modules: &[(&str, &[Case])] = &[
         ("cli", cli::CASES),
         ("cli03", cli03::CASES),
+        ("groups03", groups03::CASES),
+        ("invites03", invites03::CASES),
         ("matrix", matrix::CASES),
         ("mcp", mcp::CASES),
         ("migrate", migrate::CASES),

@@ -11,7 +11,7 @@ pub struct Args {
     #[arg(long, value_name = "PEER")]
     pub peer: Option<String>,
 
-    /// Only this group (coming with groups; refused for now)
+    /// Only this room (its label or id): posts sent and received
     #[arg(long, value_name = "NAME", conflicts_with = "peer")]
     pub group: Option<String>,
 }
@@ -27,6 +27,7 @@ The texts are stored sealed with a key derived from your passphrase
 
 Examples:
   retalk history --peer bob
+  retalk history --group team                 a room (rows add \"group\", \"group_id\")
   retalk history | jq -r 'select(.direction == \"in\") | .text'
 
 ",
@@ -35,9 +36,6 @@ Examples:
 
 /// Runs `retalk history`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
-    if args.group.is_some() {
-        return Err(CliError::usage("groups are not supported yet"));
-    }
     let opened = ctx.open(false).await?;
     let me = &opened.identity;
     let peer = args
@@ -53,7 +51,15 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     let my_id = me.user_id();
     let my_name = me.name();
     let mut out = Lines::stdout();
-    for e in me.history(peer.as_deref())? {
+    let entries = match &args.group {
+        Some(g) => me
+            .group_history_after(g, 0)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect(),
+        None => me.history(peer.as_deref())?,
+    };
+    for e in entries {
         let out_dir = e.direction == retalk::Direction::Out;
         let from = if out_dir {
             my_id.clone()
@@ -72,13 +78,27 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
                 .cloned()
                 .unwrap_or(e.name.clone())
         };
-        out.line(&json_line(&HistoryLine {
+        let line = HistoryLine {
             id: &e.id,
             from: &from,
             name: &name,
             direction: if out_dir { "out" } else { "in" },
             text: &e.text,
-        }))?;
+        };
+        match &e.group {
+            // 0.3.0 adds the room's tags to group rows
+            Some(g) => out.line(&json_line(
+                &crate::output::Ordered::default()
+                    .with("id", e.id.clone().into())
+                    .with("from", from.clone().into())
+                    .with("name", name.clone().into())
+                    .with("direction", line.direction.into())
+                    .with("text", e.text.clone().into())
+                    .with("group", g.name.clone().into())
+                    .with("group_id", g.id.clone().into()),
+            ))?,
+            None => out.line(&json_line(&line))?,
+        }
     }
     Ok(())
 }

@@ -24,6 +24,12 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["json", "card"])]
     pub invite_message: bool,
 
+    /// With --invite-message: include this invite code (`retalk invite
+    /// new`), so the peer redeems it with `retalk request` instead of
+    /// sending you their id
+    #[arg(long, value_name = "CODE", requires = "invite_message")]
+    pub code: Option<String>,
+
     /// The most recently created named identity (in $RETALK_HOME or
     /// ~/.retalk, and $XDG_DATA_HOME/retalk)
     #[arg(long)]
@@ -40,6 +46,7 @@ Examples:
   retalk id --card            the same, for people
   retalk id --last            the identity `retalk init` made last
   retalk id --invite-message  a snippet to paste to a peer
+  retalk id --invite-message --code CODE   with an invite code to redeem
 
 ",
     crate::common_help!()
@@ -106,18 +113,45 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
             name
         };
         let relay = relay.unwrap_or_else(|| "\"<relay-url>\"".into());
-        for l in [
-            "```bash",
-            "# Message me over retalk, an end-to-end-encrypted messaging CLI.",
-            "# 1. Create your identity (pick a name and a passphrase file):",
-            &format!("retalk init -u <your-name> --relay {relay} --passphrase-file <FILE>"),
-            "# 2. Add me as a verified contact:",
-            &format!(
-                "retalk add {id} --peer {name} --verify -u <your-name> --passphrase-file <FILE>"
-            ),
-            "# 3. Send me your id (`retalk id -u <your-name>`), so I can add you back.",
-            "```",
-        ] {
+        let mut lines = vec![
+            "```bash".to_string(),
+            "# Message me over retalk, an end-to-end-encrypted messaging CLI.".into(),
+            "# 1. Create your identity (pick a name and a passphrase file):".into(),
+            format!("retalk init -u <your-name> --relay {relay} --passphrase-file <FILE>"),
+        ];
+        match &args.code {
+            Some(code) => {
+                // the code is printed as the shell will read it: only the
+                // characters codes are made of (base64url) pass
+                let safe = code
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !safe || code.starts_with('-') {
+                    return Err(CliError::usage(
+                        "that is not an invite code (codes are letters, digits, - and _)",
+                    )
+                    .hint("mint one with `retalk invite new`"));
+                }
+                lines.extend([
+                    "# 2. Redeem my invite code. This adds me as your verified contact".into(),
+                    "#    AND sends me an encrypted request so I add you back. Done.".into(),
+                    format!(
+                        "retalk request {id} --code {code} --peer {name} -u <your-name> \
+                         --passphrase-file <FILE>"
+                    ),
+                    format!("# Invite code: {code}"),
+                ]);
+            }
+            None => lines.extend([
+                "# 2. Add me as a verified contact:".into(),
+                format!(
+                    "retalk add {id} --peer {name} --verify -u <your-name> --passphrase-file <FILE>"
+                ),
+                "# 3. Send me your id (`retalk id -u <your-name>`), so I can add you back.".into(),
+            ]),
+        }
+        lines.push("```".into());
+        for l in &lines {
             out.line(l)?;
         }
         Ok(())

@@ -16,7 +16,9 @@ pub struct Args {
     #[arg(long, value_name = "PEER")]
     pub peer: Option<String>,
 
-    /// Send to a group (coming with groups; refused for now)
+    /// Post to a room (`retalk group`): one encrypted copy per member;
+    /// prints {"id", "group", "group_id", "sent", "failed"}, exit 2 if some
+    /// member was not reached (named on stderr; kept copies are re-sent)
     #[arg(long, value_name = "NAME", conflicts_with = "peer")]
     pub group: Option<String>,
 
@@ -41,6 +43,7 @@ Examples:
   git log -1 | retalk send bob -           message from stdin
   retalk send bob -- \"-1 is the answer\"    text starting with a dash
   retalk send bob \"done\" --json            receipt: {\"id\", \"to\"}
+  retalk send --group team \"standup in 5\"  {\"id\", \"group\", \"group_id\", \"sent\", \"failed\"}
 
 ",
     crate::common_help!()
@@ -70,9 +73,8 @@ pub fn text_from(mut input: impl Read) -> Result<String, CliError> {
 
 /// Runs `retalk send`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
-    if args.group.is_some() {
-        return Err(CliError::usage("groups are not supported yet")
-            .hint("send to each member with --peer NAME"));
+    if let Some(group) = &args.group {
+        return send_group(ctx, args, group).await;
     }
     let (peer, raw, receipt) = match (&args.peer, args.words.as_slice()) {
         (Some(p), [t]) => (p.clone(), t.clone(), true),
@@ -123,6 +125,80 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         Lines::stdout().line(&json_line(&Receipt { id: &id, to: &to }))?;
     }
     Ok(())
+}
+
+/// `send --group NAME TEXT`.
+async fn send_group(ctx: &Ctx<'_>, args: &Args, group: &str) -> Result<(), CliError> {
+    let [raw] = args.words.as_slice() else {
+        return Err(CliError::usage(
+            "give the text once: `send --group NAME TEXT`",
+        ));
+    };
+    let text = if raw == "-" {
+        text_from(std::io::stdin().lock())?
+    } else {
+        raw.clone()
+    };
+    if text.trim().is_empty() {
+        return Err(CliError::usage("the message is empty")
+            .hint("give the text to send (quote it), or `-` to read it from stdin"));
+    }
+    let opened = ctx.open(true).await?;
+    opened.need_relay()?;
+    let me = &opened.identity;
+    if me
+        .groups()
+        .get(group)
+        .map_err(crate::backend::client_error)?
+        .is_none()
+    {
+        return Err(
+            CliError::refusal(format!("no group '{}'", output::one_line(group)))
+                .hint("create one with `retalk group create NAME --members ...`"),
+        );
+    }
+    me.ensure_published().await?;
+    let r = me
+        .groups()
+        .send(group, &text)
+        .await
+        .map_err(crate::backend::client_error)?;
+    if super::save_messages(args.save, ctx.env) {
+        me.keep_group_sent(&r, &text)?;
+    }
+    let receipt = output::Ordered::default()
+        .with("id", r.id.clone().into())
+        .with("group", r.group.clone().into())
+        .with("group_id", r.group_id.clone().into())
+        .with("sent", r.sent.len().into())
+        .with("failed", r.failed.len().into());
+    Lines::stdout().line(&json_line(&receipt))?;
+    output::note(&format!(
+        "sent to group '{}' ({}/{} members)",
+        output::one_line(&r.group),
+        r.sent.len(),
+        r.sent.len() + r.failed.len()
+    ));
+    for f in &r.failed {
+        let what = if f.kept {
+            "kept; re-sent by `retalk sync` or a running `receive --follow`"
+        } else {
+            "not sent"
+        };
+        output::note(&format!(
+            "  unreachable: {} ({}; {what})",
+            f.member, f.reason
+        ));
+    }
+    if r.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::refusal(format!(
+            "{} of {} members not reached",
+            r.failed.len(),
+            r.sent.len() + r.failed.len()
+        )))
+    }
 }
 
 #[cfg(test)]

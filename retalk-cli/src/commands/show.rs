@@ -25,8 +25,9 @@ pub struct Args {
     #[arg(value_name = "PEER")]
     pub peer: Option<String>,
 
-    /// Show this group's room (coming with groups; refused for now)
-    #[arg(long, value_name = "NAME")]
+    /// Show a room (`retalk group`) instead of a two-party conversation:
+    /// every member's posts, each with its sender's name
+    #[arg(long, value_name = "NAME", conflicts_with = "web")]
     pub group: Option<String>,
 
     /// Stay open and show messages as they are saved, by any process
@@ -82,6 +83,7 @@ plus GET /api/events (server-sent events).
 Examples:
   retalk show alice bob
   retalk show bob -s ./alice --follow
+  retalk show alice --group team --follow     a room: every member, each named
   retalk show alice --web
   retalk show alice --web --port 0
   retalk show alice bob | grep -i deploy
@@ -92,17 +94,16 @@ Examples:
 
 /// Runs `retalk show`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
-    if args.group.is_some() {
-        return Err(CliError::usage("groups are not supported yet: show a PEER")
-            .hint("`retalk show USER PEER` shows a two-party conversation"));
-    }
     let (global, peer) = selection(ctx.global, args)?;
+    if args.group.is_some() && peer.is_some() {
+        return Err(CliError::usage("give a PEER or --group NAME, not both"));
+    }
     if args.web && peer.is_some() {
         return Err(CliError::usage(
             "--web shows every conversation; give no PEER with it",
         ));
     }
-    if !args.web && peer.is_none() {
+    if !args.web && peer.is_none() && args.group.is_none() {
         return Err(
             CliError::usage("show needs a conversation: a PEER, or --web").hint(
                 "`retalk show USER PEER`, `retalk show PEER -s DIR`, or `retalk show USER --web`",
@@ -127,8 +128,47 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         let stop = stop.expect("installed for --web");
         return crate::web::serve(&me, &located.dir, args.port, stop).await;
     }
-    let peer = me.resolve_peer(peer.as_deref().expect("checked above"))?;
-    terminal(ctx.env, &me, &located.dir, &peer, stop).await
+    let target = match &args.group {
+        Some(g) => {
+            let names = Names::load(&me)?;
+            let gid = me
+                .groups()
+                .get(g)
+                .map_err(backend::client_error)?
+                .map(|r| r.id)
+                .or_else(|| {
+                    names
+                        .rooms
+                        .iter()
+                        .find(|(id, (label, _))| *id == g || label == g)
+                        .map(|(id, _)| id.clone())
+                })
+                .ok_or_else(|| {
+                    CliError::refusal(format!("no group '{}'", chat::neutralise(g, false)))
+                        .hint("see `retalk group list`")
+                })?;
+            Target::Room(gid)
+        }
+        None => Target::Peer(me.resolve_peer(peer.as_deref().expect("checked above"))?),
+    };
+    terminal(ctx.env, &me, &located.dir, &target, stop).await
+}
+
+/// What the terminal view shows.
+enum Target {
+    /// The two-party conversation with this user id.
+    Peer(String),
+    /// The room with this id.
+    Room(String),
+}
+
+impl Target {
+    fn load(&self, me: &Identity, names: &Names, after: i64) -> Result<Vec<ChatMsg>, CliError> {
+        match self {
+            Target::Peer(p) => chat::load_after(me, names, Some(p), after),
+            Target::Room(g) => chat::load_room_after(me, names, g, after),
+        }
+    }
 }
 
 /// Which identity (as global options) and which peer the positionals mean.
@@ -353,7 +393,7 @@ async fn terminal(
     env: &dyn crate::env::Env,
     me: &Identity,
     dir: &std::path::Path,
-    peer: &str,
+    target: &Target,
     stop: Option<impl std::future::Future<Output = ()>>,
 ) -> Result<(), CliError> {
     let layout = Layout::detect(env);
@@ -363,9 +403,12 @@ async fn terminal(
     let mut names = Names::load(me)?;
     let mut watch = StoreWatch::new(dir);
     let mut last = 0;
-    let header = r.header(&names.me, &names.peer(peer), peer);
+    let header = match target {
+        Target::Peer(peer) => r.header(&names.me, &names.peer(peer), peer),
+        Target::Room(gid) => r.header(&names.me, &names.room(gid), gid),
+    };
     emit(&mut out, &header)?;
-    let first = chat::load_after(me, &names, Some(peer), 0)?;
+    let first = target.load(me, &names, 0)?;
     for m in &first {
         last = last.max(m.rowid);
         emit(&mut out, &r.message(m))?;
@@ -373,7 +416,7 @@ async fn terminal(
     let Some(stop) = stop else {
         if first.is_empty() {
             crate::output::note(
-                "retalk: no saved messages with this peer; keep them with `--save` on send and \
+                "retalk: no saved messages here; keep them with `--save` on send and \
                  receive, or RETALK_SAVE_MESSAGE=1",
             );
         }
@@ -390,7 +433,7 @@ async fn terminal(
             continue;
         }
         names = Names::load(me)?;
-        for m in chat::load_after(me, &names, Some(peer), last)? {
+        for m in target.load(me, &names, last)? {
             last = last.max(m.rowid);
             emit(&mut out, &r.message(&m))?;
         }

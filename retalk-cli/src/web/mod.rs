@@ -22,7 +22,7 @@
 //! decrypt) the saved rows.
 
 use crate::backend::Identity;
-use crate::chat::{self, ChatMsg, Names, StoreWatch};
+use crate::chat::{self, ChatMsg, ConvKey, Names, StoreWatch};
 use crate::error::CliError;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -298,39 +298,55 @@ fn message_json(m: &ChatMsg) -> Value {
 
 /// `GET /api/conversations`: `{"me", "conversations": [{"fingerprint",
 /// "name", "count", "last_ts", ...}]}`, newest first, every saved contact
-/// included (0.3.0's shape; `last_text`, `last_direction`, `last_rowid`,
-/// `kind` are additions).
+/// and every room included (0.3.0's shape; `last_text`, `last_direction`,
+/// `last_rowid`, `kind` are additions; a room has `kind` `"room"`, its
+/// group id as `fingerprint`/`id`, its label as `name`, `members`, and
+/// `last_name`, who posted last).
 async fn conversations(State(s): State<Arc<Shared>>) -> Response {
     let model = s
         .model
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut convs: BTreeMap<String, (u64, Option<&ChatMsg>)> = model
+    let mut convs: BTreeMap<ConvKey, (u64, Option<&ChatMsg>)> = model
         .names
         .contacts
         .keys()
         .filter(|id| **id != model.names.my_id)
-        .map(|id| (id.clone(), (0, None)))
+        .map(|id| (ConvKey::Direct(id.clone()), (0, None)))
+        .chain(
+            model
+                .names
+                .rooms
+                .iter()
+                .filter(|(_, (_, members))| *members > 0)
+                .map(|(id, _)| (ConvKey::Room(id.clone()), (0, None))),
+        )
         .collect();
     for m in &model.msgs {
-        let e = convs.entry(m.conv.id().to_owned()).or_insert((0, None));
+        let e = convs.entry(m.conv.clone()).or_insert((0, None));
         e.0 += 1;
         e.1 = Some(m);
     }
     let mut list: Vec<Value> = convs
         .into_iter()
-        .map(|(id, (count, last))| {
-            json!({
+        .map(|(key, (count, last))| {
+            let id = key.id();
+            let mut c = json!({
                 "fingerprint": id,
                 "id": id,
-                "kind": "direct",
-                "name": model.names.peer(&id),
+                "kind": key.kind(),
+                "name": model.names.conv(&key),
                 "count": count,
                 "last_ts": last.map(|m| m.ts),
                 "last_text": last.map(|m| m.text.as_str()),
                 "last_direction": last.map(|m| if m.mine { "out" } else { "in" }),
                 "last_rowid": last.map(|m| m.rowid),
-            })
+            });
+            if let ConvKey::Room(gid) = &key {
+                c["members"] = json!(model.names.rooms.get(gid).map_or(0, |r| r.1));
+                c["last_name"] = json!(last.map(|m| m.name.as_str()));
+            }
+            c
         })
         .collect();
     list.sort_by(|a, b| {

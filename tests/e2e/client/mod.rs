@@ -4,6 +4,7 @@ mod auth;
 mod basic;
 mod crash;
 mod delivery;
+mod groups;
 mod held;
 mod hostile;
 mod keys;

@@ -57,22 +57,24 @@ function renderConvs() {
     return;
   }
   for (const c of state.convs) {
-    const b = el("button", "conv" + (c.id === state.sel ? " sel" : ""));
+    const room = c.kind === "room";
+    const b = el("button", "conv" + (room ? " room" : "") + (c.id === state.sel ? " sel" : ""));
     b.type = "button";
     b.dataset.id = c.id;
     const av = el("div", "avatar");
     setAvatar(av, c.name, c.id);
     const who = el("div", "who");
     const top = el("div", "row");
-    top.appendChild(el("span", "name", c.name));
+    top.appendChild(el("span", "name", (room ? "# " : "") + c.name));
     top.appendChild(el("span", "when", whenShort(c.last_ts)));
     const bottom = el("div", "row");
-    const preview = c.count ? (c.last_direction === "out" ? "You: " : "") + c.last_text : "nothing saved yet";
+    const who_ = c.last_direction === "out" ? "You: " : (room && c.last_name ? c.last_name + ": " : "");
+    const preview = c.count ? who_ + c.last_text : "nothing saved yet";
     bottom.appendChild(el("span", "last", preview));
     bottom.appendChild(el("span", "count" + (c.count ? "" : " zero"), c.count));
     who.append(top, bottom);
     b.append(av, who);
-    b.addEventListener("click", () => select(c.id, c.name));
+    b.addEventListener("click", () => select(c.id, c.name, c));
     box.appendChild(b);
   }
 }
@@ -120,12 +122,13 @@ function addMessage(m, fresh) {
   if (stick || !fresh) t.scrollTop = t.scrollHeight;
 }
 
-async function select(id, name) {
+async function select(id, name, conv) {
+  const room = !!conv && conv.kind === "room";
   state.sel = id; state.selName = name;
   state.shown = new Set(); state.lastDay = ""; state.lastFrom = null;
   $("app").className = "thread-open";
-  $("peer-name").textContent = name;
-  $("peer-id").textContent = id;
+  $("peer-name").textContent = (room ? "# " : "") + name;
+  $("peer-id").textContent = room ? "room · you and " + conv.members + " member(s) · " + id : id;
   setAvatar($("peer-avatar"), name, id);
   const t = $("thread");
   t.replaceChildren();
@@ -166,5 +169,5 @@ refreshConvs().then((d) => {
   state.maxRow = d.last_rowid || 0;
   listen(state.maxRow);
   const first = state.convs.find((c) => c.count) || state.convs[0];
-  if (first && window.matchMedia("(min-width: 721px)").matches) select(first.id, first.name);
+  if (first && window.matchMedia("(min-width: 721px)").matches) select(first.id, first.name, first);
 }).catch(showError);
