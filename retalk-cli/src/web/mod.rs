@@ -55,6 +55,20 @@ struct Shared {
     hosts: [String; 2],
     model: RwLock<Model>,
     news: broadcast::Sender<Arc<ChatMsg>>,
+    /// Asks the loop that owns the identity to read new rows now: the API
+    /// answers from the store as it is at the request, not as the last
+    /// timer tick saw it (another process may have just saved a message).
+    fresh: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Shared {
+    /// Waits (briefly) until rows saved before this call are in the model.
+    async fn catch_up(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.fresh.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+        }
+    }
 }
 
 /// Every saved message, in memory (the page asks for them often; the store
@@ -109,11 +123,13 @@ pub async fn serve(
     let token = new_token();
     let me_name = names.me.clone();
     let (news, _) = broadcast::channel(1024);
+    let (fresh, mut fresh_rx) = tokio::sync::mpsc::channel(64);
     let shared = Arc::new(Shared {
         token: token.clone(),
         hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
         model: RwLock::new(Model { names, msgs }),
         news,
+        fresh,
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -127,14 +143,15 @@ pub async fn serve(
     tokio::pin!(stop);
     let mut failing = false;
     let result = loop {
-        tokio::select! {
+        let asked = tokio::select! {
             _ = &mut stop => break Ok(()),
-            _ = tokio::time::sleep(chat::TICK) => {}
-        }
+            _ = tokio::time::sleep(chat::TICK) => None,
+            Some(done) = fresh_rx.recv() => Some(done),
+        };
         if server.is_finished() {
             break Err(CliError::failure("the web server stopped unexpectedly"));
         }
-        if !watch.due() {
+        if asked.is_none() && !watch.due() {
             continue;
         }
         match refresh(me, &shared) {
@@ -147,6 +164,9 @@ pub async fn serve(
                 ));
             }
             Err(_) => {}
+        }
+        if let Some(done) = asked {
+            let _ = done.send(());
         }
     };
     server.abort();
@@ -303,6 +323,7 @@ fn message_json(m: &ChatMsg) -> Value {
 /// group id as `fingerprint`/`id`, its label as `name`, `members`, and
 /// `last_name`, who posted last).
 async fn conversations(State(s): State<Arc<Shared>>) -> Response {
+    s.catch_up().await;
     let model = s
         .model
         .read()
@@ -367,6 +388,7 @@ async fn conversations(State(s): State<Arc<Shared>>) -> Response {
 /// `GET /api/messages?peer=ID&after=ROWID`: `{"messages": [{"rowid",
 /// "direction", "name", "text", "ts"}]}`, oldest first.
 async fn messages(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    s.catch_up().await;
     let q = req.uri().query();
     let peer = query_param(q, "peer").unwrap_or_default();
     let after = match query_param(q, "after").filter(|a| !a.is_empty()) {
