@@ -68,7 +68,8 @@ pub fn fingerprint(identity_key_b64: &str, signing_key_b64: &str) -> String {
     h.update(identity_key_b64.as_bytes());
     h.update(b"|");
     h.update(signing_key_b64.as_bytes());
-    hex::encode(h.finalize())[..32].to_owned()
+    // The first 32 hex characters are the first 16 bytes.
+    hex::encode(&h.finalize()[..16])
 }
 
 impl TryFrom<String> for UserId {
@@ -103,11 +104,14 @@ impl AsRef<str> for UserId {
 /// Decodes unpadded (or, leniently, padded) standard base64 of exactly 32
 /// bytes, keeping the original text.
 fn key_bytes(s: &str) -> Option<[u8; 32]> {
-    let bytes = STANDARD_NO_PAD
-        .decode(s)
-        .or_else(|_| STANDARD.decode(s))
+    // Decoded into a buffer on the stack: no allocation per key. Anything
+    // longer than the buffer is not 32 bytes either.
+    let mut buf = [0u8; 48];
+    let len = STANDARD_NO_PAD
+        .decode_slice(s, &mut buf)
+        .or_else(|_| STANDARD.decode_slice(s, &mut buf))
         .ok()?;
-    bytes.try_into().ok()
+    buf.get(..len)?.try_into().ok()
 }
 
 macro_rules! key_type {
@@ -200,6 +204,11 @@ impl SigningKey {
     /// The key as an Ed25519 verifying key.
     pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
         *self.key
+    }
+
+    /// The decoded key, borrowed (no copy of the ~200-byte point).
+    pub fn as_verifying_key(&self) -> &ed25519_dalek::VerifyingKey {
+        &self.key
     }
 }
 

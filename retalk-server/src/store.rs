@@ -192,7 +192,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     // stays at about 16 MiB.
     conn.execute_batch(&format!(
         "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}; \
-         PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16000;"
+         PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
     ))?;
     migrate(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
