@@ -190,7 +190,7 @@ mod tests {
             let c = t.compress().to_bytes();
             for y in [c, {
                 let mut a = [0xff; 32];
-                a[0] = 0xed + c[0];
+                a[0] = 0xedu8.wrapping_add(c[0]);
                 a[31] = 0x7f;
                 a
             }] {
