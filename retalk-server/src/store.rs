@@ -159,24 +159,13 @@ pub enum OpError {
 /// Result of a store operation.
 pub type OpResult<T> = Result<T, OpError>;
 
-/// WAL bytes between checkpoints (see [`open`]): 4,000 pages of 4 KiB.
-pub const WAL_CHECKPOINT_BYTES: u32 = 4000 * 4096;
-
-/// Page size of a database this relay creates (see [`open`]).
-pub const NEW_PAGE_SIZE: u32 = 1024;
+/// WAL pages between checkpoints (see [`open`]).
+pub const WAL_CHECKPOINT_PAGES: u32 = 4000;
 
 /// Opens (creating if needed) the database at `path`, switches it to WAL,
 /// sets how commits reach the disk, and brings the schema up to date.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    // Small pages for a new file (an existing one keeps its size; SQLite
-    // ignores this then). A send dirties a few pages at random places (the
-    // recipient's end of the mailbox index, its sender's row of
-    // `retalk_mailboxes`), and every dirty page is written whole to the WAL
-    // at commit and again at the checkpoint: with 1 KiB pages that is a
-    // quarter of the bytes copied, checksummed and written per request
-    // (docs/benchmarks.md).
-    conn.execute_batch(&format!("PRAGMA page_size={NEW_PAGE_SIZE}"))?;
     // Another process (sqlite3 .backup, an operator's query) may hold a lock
     // for a moment; wait for it rather than failing requests.
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -198,16 +187,17 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     // A checkpoint (copying the WAL into the main file, two fsyncs) runs on
     // the writer's thread and stalls it for milliseconds; at SQLite's
     // default of every 1,000 pages (4 MiB) that cost a quarter of the
-    // relay's throughput under load (docs/benchmarks.md). Every 16 MiB of
-    // log (4,000 pages of 4 KiB, 16,000 of 1 KiB) the same hot pages are
-    // copied once instead of four times; the WAL stays at about 16 MiB.
+    // relay's throughput under load (docs/benchmarks.md). Every 4,000 pages
+    // the same hot pages are copied once instead of four times; the WAL
+    // stays at about 16 MiB.
     //
-    // The page cache holds 64 MiB (the default is 2 MiB): the pages a busy
+    // The page cache holds 64 MiB (SQLite's default is 2 MiB): pages a busy
     // relay touches at random stay in memory rather than being read back.
-    let page: u32 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let checkpoint_pages = WAL_CHECKPOINT_BYTES / page.max(512);
+    // (Smaller pages, 1 KiB, were tried and cost more: the appended rows then
+    // span four times as many WAL frames, each its own write; see
+    // docs/benchmarks.md.)
     conn.execute_batch(&format!(
-        "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={checkpoint_pages}; \
+        "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}; \
          PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
     ))?;
     migrate(&conn)?;
@@ -867,11 +857,7 @@ mod tests {
         let pages: u32 = conn
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(pages, WAL_CHECKPOINT_BYTES / NEW_PAGE_SIZE);
-        let size: u32 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(size, NEW_PAGE_SIZE, "a new file gets small pages");
+        assert_eq!(pages, WAL_CHECKPOINT_PAGES);
     }
 
     #[test]
