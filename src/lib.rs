@@ -19,9 +19,9 @@ mod store;
 pub use retalk_proto as proto;
 
 pub use client::{
-    AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions, DeliveryProblem,
-    Direction, History, HistoryEntry, Inbox, MaintainOptions, MaintainReport, Message, OlmSigner,
-    Peer, ReceiveOptions, User,
+    overlay_contacts, AddOptions, Added, Blocklist, ClientError, Contact, Contacts, CreateOptions,
+    DeliveryProblem, Direction, GlobalContacts, History, HistoryEntry, Inbox, MaintainOptions,
+    MaintainReport, Message, OlmSigner, Peer, ReceiveOptions, User, GLOBAL_CONTACTS_FILE,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

@@ -13,6 +13,9 @@ use std::time::Duration;
 /// An opened identity.
 pub struct Identity {
     user: User,
+    /// The owner-wide contact list this identity also sees (0.3.x's
+    /// `~/.retalk/contacts.db`), when its location is known.
+    global: Option<retalk::GlobalContacts>,
     /// `receive --peer`: only these senders' messages are shown (the others
     /// stay held in the store for a later receive).
     only: Vec<String>,
@@ -90,9 +93,15 @@ pub fn client_error(e: ClientError) -> CliError {
         _ => None,
     };
     let message = match &e {
+        // The protocol's tool names (send_message, claim_key...) mean
+        // nothing to a person: say what happened without them.
         ClientError::Relay { error, .. } => format!(
             "the relay refused: {}",
             crate::output::one_line(&error.to_string())
+        ),
+        ClientError::BadResponse { detail, .. } => format!(
+            "the relay sent an invalid answer: {}",
+            crate::output::one_line(detail)
         ),
         _ => crate::output::one_line(&e.to_string()),
     };
@@ -145,22 +154,58 @@ pub async fn create(
     Ok(Identity::new(user))
 }
 
-/// Opens an existing identity. A Python retalk 0.0.1 identity folder is
-/// taken over on its first open (by the library); say so on stderr.
+/// Whether the identity in `dir` records that it has no passphrase
+/// (`init --no-passphrase`, ours or retalk 0.3.x's).
+pub fn recorded_no_passphrase(dir: &Path) -> bool {
+    User::recorded_setting(dir, "no_passphrase").as_deref() == Some("1")
+}
+
+/// Opens an existing identity. A Python retalk 0.0.1 or 0.3.x identity
+/// folder is taken over on its first open; say so, and what was carried,
+/// on stderr.
 pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
     fix_folder_mode(dir);
-    let python = retalk::migrate::needs_migration(dir);
-    let user = User::open(dir, passphrase).await.map_err(client_error)?;
-    if python {
-        crate::output::note(&format!(
-            "retalk: took over the Python retalk 0.0.1 identity in {} (same user id); \
-             its original files are in {}",
-            dir.display(),
-            dir.join(retalk::migrate::BACKUP_DIR).display()
-        ));
+    if retalk::migrate::pending(dir).is_some() {
+        let (d, p) = (dir.to_owned(), passphrase.to_owned());
+        let done = tokio::task::spawn_blocking(move || retalk::migrate::import_if_needed(&d, &p))
+            .await
+            .map_err(|e| CliError::failure(format!("taking over the identity: {e}")))?
+            .map_err(|e| client_error(e.into()))?;
+        if let Some(m) = done {
+            crate::output::note(&took_over(&m));
+        }
     }
+    let user = User::open(dir, passphrase).await.map_err(client_error)?;
     fix_folder_mode(dir);
     Ok(Identity::new(user))
+}
+
+/// The note printed after taking over a Python identity.
+fn took_over(m: &retalk::migrate::Migrated) -> String {
+    let mut s = format!(
+        "retalk: took over the {} identity in {} (same user id): {} contacts, {} sessions, \
+         {} unacknowledged, {} saved messages, {} blocked; its original files are in {}",
+        m.from.label(),
+        m.dir.display(),
+        m.peers,
+        m.sessions,
+        m.outbox,
+        m.history,
+        m.blocked,
+        m.backup.display()
+    );
+    if !m.not_carried.is_empty() {
+        let left: Vec<String> = m
+            .not_carried
+            .iter()
+            .map(|(table, n)| format!("{n} {table}"))
+            .collect();
+        s.push_str(&format!(
+            "; not carried (kept in the backup only): {}",
+            left.join(", ")
+        ));
+    }
+    s
 }
 
 /// Makes an identity folder private (0700) if it is not: a folder that
@@ -183,6 +228,7 @@ impl Identity {
     fn new(user: User) -> Self {
         Identity {
             user,
+            global: None,
             only: Vec::new(),
             peers_only: false,
             save: false,
@@ -207,6 +253,18 @@ impl Identity {
     /// Sends an API key with every request.
     pub fn set_api_key(&mut self, key: Option<&str>) {
         self.user.set_api_key(key);
+    }
+
+    /// The relay API key saved with the identity (`init --api-key`).
+    pub fn saved_api_key(&self) -> Option<String> {
+        self.user.setting("api_key").ok().flatten()
+    }
+
+    /// Saves the relay API key with the identity, for later commands.
+    pub fn save_api_key(&mut self, key: &str) -> Result<(), CliError> {
+        self.user
+            .set_setting("api_key", Some(key))
+            .map_err(client_error)
     }
 
     /// Saves (or forgets) the relay URL.
@@ -270,14 +328,58 @@ impl Identity {
             .map_err(client_error)
     }
 
-    /// Saved contacts.
-    pub fn contacts(&self) -> Result<Vec<retalk::Contact>, CliError> {
-        self.user.contacts().list().map_err(client_error)
+    /// Lets this identity also see the owner-wide contact list.
+    pub fn set_global_contacts(&mut self, global: retalk::GlobalContacts) {
+        self.global = Some(global);
     }
 
-    /// One contact by name or id.
+    /// The owner-wide contact list, if known.
+    pub fn global_contacts(&self) -> Option<&retalk::GlobalContacts> {
+        self.global.as_ref()
+    }
+
+    /// Saved contacts: this identity's own over the owner-wide list (own
+    /// ones win on the same id or name, as in 0.3.x).
+    pub fn contacts(&self) -> Result<Vec<retalk::Contact>, CliError> {
+        let own = self.user.contacts().list().map_err(client_error)?;
+        let global = match &self.global {
+            Some(g) => g.list().map_err(client_error)?,
+            None => Vec::new(),
+        };
+        Ok(retalk::overlay_contacts(own, global))
+    }
+
+    /// One contact by name or id: this identity's own, else the owner-wide
+    /// list's.
     pub fn contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
+        if let Some(c) = self.own_contact(name_or_id)? {
+            return Ok(Some(c));
+        }
+        self.global_contact(name_or_id)
+    }
+
+    /// One of this identity's own contacts (not the owner-wide list's).
+    pub fn own_contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
         self.user.contacts().get(name_or_id).map_err(client_error)
+    }
+
+    /// A contact of the owner-wide list only.
+    pub fn global_contact(&self, name_or_id: &str) -> Result<Option<retalk::Contact>, CliError> {
+        match &self.global {
+            Some(g) => g.get(name_or_id).map_err(client_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Fetches a user's keys from the relay and checks them against the id
+    /// (PIN MISMATCH otherwise), recording nothing.
+    pub async fn fetch_keys(&self, id: &str) -> Result<(String, String), CliError> {
+        let id = parse_id(id)?;
+        self.user
+            .contacts()
+            .fetch_keys(&id)
+            .await
+            .map_err(client_error)
     }
 
     /// Removes contacts by name or id; returns the names removed.
@@ -398,22 +500,25 @@ impl Identity {
             ))
             .hint("copy the whole id again (the peer prints it with `retalk id`)"));
         }
-        self.user
-            .resolve_peer(name_or_id)
-            .map(|id| id.to_string())
-            .map_err(|e| {
-                let unknown = matches!(e, ClientError::UnknownPeer(_));
-                let err = client_error(e);
-                if unknown {
-                    err.hint(format!(
-                        "save the peer first with `retalk add THEIR-USER-ID --peer {}`, \
+        let own = self.user.resolve_peer(name_or_id);
+        if let Err(ClientError::UnknownPeer(_)) = &own {
+            if let Some(c) = self.global_contact(t)? {
+                return Ok(c.id.to_string());
+            }
+        }
+        own.map(|id| id.to_string()).map_err(|e| {
+            let unknown = matches!(e, ClientError::UnknownPeer(_));
+            let err = client_error(e);
+            if unknown {
+                err.hint(format!(
+                    "save the peer first with `retalk add THEIR-USER-ID --peer {}`, \
                          or pass their 32-hex user id",
-                        crate::select::identity::shell_word(Path::new(name_or_id))
-                    ))
-                } else {
-                    err
-                }
-            })
+                    crate::select::identity::shell_word(Path::new(name_or_id))
+                ))
+            } else {
+                err
+            }
+        })
     }
 
     /// Sends `text` to the user id `to`; returns the message id.

@@ -31,6 +31,26 @@ impl Contact {
     }
 }
 
+/// Checks that `identity_key` is a Curve25519 key and that the two keys
+/// hash to `id` ([`ClientError::PinMismatch`] otherwise).
+pub(super) fn check_keys(
+    id: &UserId,
+    identity_key: &str,
+    signing_key: &str,
+) -> Result<(), ClientError> {
+    IdentityKey::parse(identity_key, "identity key").map_err(|_| {
+        ClientError::InvalidArgument("the identity key is not a Curve25519 key in base64".into())
+    })?;
+    let got = fingerprint(identity_key, signing_key);
+    if got != id.as_str() {
+        return Err(ClientError::PinMismatch {
+            peer: id.clone(),
+            detail: format!("the keys hash to {got}, not to this id"),
+        });
+    }
+    Ok(())
+}
+
 /// How [`Contacts::add`] treats a name already in use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddOptions {
@@ -149,18 +169,7 @@ impl Contacts<'_> {
         identity_key: &str,
         signing_key: &str,
     ) -> Result<(), ClientError> {
-        IdentityKey::parse(identity_key, "identity key").map_err(|_| {
-            ClientError::InvalidArgument(
-                "the identity key is not a Curve25519 key in base64".into(),
-            )
-        })?;
-        let got = fingerprint(identity_key, signing_key);
-        if got != id.as_str() {
-            return Err(ClientError::PinMismatch {
-                peer: id.clone(),
-                detail: format!("the keys hash to {got}, not to this id"),
-            });
-        }
+        check_keys(id, identity_key, signing_key)?;
         self.user.store.tx(|t| {
             if t.session_keys(id.as_str())?
                 .iter()
@@ -182,12 +191,28 @@ impl Contacts<'_> {
     /// records them (see [`verify_keys`](Self::verify_keys)). Returns the
     /// two keys.
     pub async fn verify_from_relay(&self, id: &UserId) -> Result<(String, String), ClientError> {
+        let (ik, sk) = self.fetch_keys(id).await?;
+        self.verify_keys(id, &ik, &sk)?;
+        Ok((ik, sk))
+    }
+
+    /// Fetches `id`'s keys from the relay and checks that they hash to the
+    /// id ([`ClientError::PinMismatch`] otherwise), recording nothing: for
+    /// a contact kept elsewhere (the owner-wide list). Returns the identity
+    /// and signing keys.
+    pub async fn fetch_keys(&self, id: &UserId) -> Result<(String, String), ClientError> {
         self.user.relay()?;
         let keys = self
             .user
             .call(self.user.signer(), &GetKeys { peer: id.clone() })
             .await?;
-        self.verify_keys(id, &keys.identity_key, &keys.signing_key)?;
+        let got = fingerprint(&keys.identity_key, &keys.signing_key);
+        if got != id.as_str() {
+            return Err(ClientError::PinMismatch {
+                peer: id.clone(),
+                detail: format!("the relay served keys hashing to {got}, not to this id"),
+            });
+        }
         Ok((keys.identity_key, keys.signing_key))
     }
 }

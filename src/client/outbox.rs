@@ -81,11 +81,11 @@ impl User {
             // soon: the ciphertext stays in the outbox and is re-sent by
             // `maintain` / `flush_outbox` (`retalk sync`, `receive --follow`).
             Err(ClientError::Relay {
-                tool,
                 error: WireError::NotFound(reason),
+                ..
             }) => Err(ClientError::KeptForResend {
                 id,
-                reason: format!("relay refused {tool}: {reason}"),
+                reason: format!("the relay refused it: {reason}"),
             }),
             Err(e) => {
                 self.store.tx(|t| t.outbox_delete(&id, None))?;

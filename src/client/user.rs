@@ -225,6 +225,14 @@ impl User {
         self.transport.api_key = key.map(str::to_owned);
     }
 
+    /// [`setting`](Self::setting) of the identity in `dir`, read without
+    /// opening it (no passphrase): how a command learns, before it asks for
+    /// a passphrase, that the identity was made with none. Also reads the
+    /// settings of a Python 0.3.x folder not yet taken over.
+    pub fn recorded_setting(dir: &Path, key: &str) -> Option<String> {
+        Store::public_setting(dir, key)
+    }
+
     /// A public setting saved with the identity (`meta`), such as the
     /// CLI's receive policy or API key. Not for secrets.
     pub fn setting(&self, key: &str) -> Result<Option<String>, ClientError> {

@@ -1,5 +1,11 @@
 //! Taking over identities made by the Python reference implementation.
 //!
+//! Two generations are read: retalk 0.0.1 ([`python001`]) and retalk 0.3.x
+//! ([`python03`]: `~/.retalk/NAME/store.db`, which adds several sessions per
+//! peer, verified contacts, a block list and sealed saved messages). Both
+//! are taken over the same way; for 0.3.x the backup folder is
+//! `python-0.3-backup/`.
+//!
 //! A retalk 0.0.1 identity folder (`DIR/store.db`, made by `retalk init DIR`
 //! of the Python CLI) is read with its secret, checked, and turned into this
 //! project's store (`DIR/retalk.db`, Argon2id-protected) in the same folder:
@@ -26,8 +32,10 @@
 //! [`import_if_needed`].
 
 pub mod python001;
+pub mod python03;
 
 pub use python001::{is_python_identity, PythonIdentity};
+pub use python03::Python03Identity;
 
 use std::path::{Path, PathBuf};
 
@@ -37,14 +45,53 @@ use crate::store::{
     self, KdfParams, NewIdentity, OutboxRow, PeerRow, Store, StoreError, StoredSession,
 };
 
-/// Folder (inside the identity folder) the Python files are moved to.
+/// Folder (inside the identity folder) the Python 0.0.1 files are moved to.
 pub const BACKUP_DIR: &str = "python-0.0.1-backup";
+/// Folder the Python 0.3.x files are moved to.
+pub const BACKUP_DIR_03: &str = "python-0.3-backup";
 /// Staging folder for the store being built.
 const STAGING_DIR: &str = ".retalk-migration";
 /// `meta` key of the new store recording where it came from.
 pub const MIGRATED_FROM_KEY: &str = "migrated_from";
-/// Its value for this migration.
+/// Its value for a 0.0.1 migration.
 pub const MIGRATED_FROM: &str = "python-retalk-0.0.1";
+/// Its value for a 0.3.x migration.
+pub const MIGRATED_FROM_03: &str = "python-retalk-0.3";
+
+/// Which Python reference made an identity folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// retalk 0.0.1 (`retalk init DIR`).
+    V001,
+    /// retalk 0.3.x (`retalk init -u NAME`), or a 0.0.1 folder 0.3.x opened
+    /// (it upgrades the tables in place).
+    V03,
+}
+
+impl Generation {
+    /// How people name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Generation::V001 => "Python retalk 0.0.1",
+            Generation::V03 => "Python retalk 0.3.x",
+        }
+    }
+
+    /// The backup folder's base name.
+    pub fn backup_dir(self) -> &'static str {
+        match self {
+            Generation::V001 => BACKUP_DIR,
+            Generation::V03 => BACKUP_DIR_03,
+        }
+    }
+
+    fn migrated_from(self) -> &'static str {
+        match self {
+            Generation::V001 => MIGRATED_FROM,
+            Generation::V03 => MIGRATED_FROM_03,
+        }
+    }
+}
 
 /// Why an identity could not be migrated. Nothing in the Python folder was
 /// changed in any case.
@@ -67,7 +114,7 @@ pub enum MigrateError {
     #[error("{0} already holds a retalk store (retalk.db); nothing to migrate")]
     AlreadyMigrated(PathBuf),
     /// The store decrypted but something in it is malformed.
-    #[error("the Python retalk 0.0.1 store is damaged: {0}")]
+    #[error("the Python retalk store is damaged: {0}")]
     Corrupt(String),
     /// SQLite could not read the store.
     #[error("cannot read {0}: {1}")]
@@ -96,6 +143,8 @@ impl From<MigrateError> for crate::ClientError {
 /// What a migration carried over.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Migrated {
+    /// Which reference made the folder.
+    pub from: Generation,
     /// The identity folder (now holding `retalk.db`).
     pub dir: PathBuf,
     /// Where the Python files went.
@@ -114,6 +163,13 @@ pub struct Migrated {
     pub outbox: usize,
     /// Processed-message hashes carried over.
     pub processed: usize,
+    /// Saved messages carried over (0.3.x).
+    pub history: usize,
+    /// Blocked senders carried over (0.3.x).
+    pub blocked: usize,
+    /// Rows left in the backup only, by table (0.3.x rooms, invite codes and
+    /// shared contacts, which this store does not keep yet).
+    pub not_carried: Vec<(&'static str, usize)>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> MigrateError + '_ {
@@ -135,9 +191,9 @@ fn has_our_store(dir: &Path) -> bool {
             .is_some()
 }
 
-/// Whether our store in `dir` was made by a migration.
-fn was_migrated(dir: &Path) -> bool {
-    rusqlite::Connection::open_with_flags(
+/// Which migration made our store in `dir`, if one did.
+fn was_migrated(dir: &Path) -> Option<Generation> {
+    let from = rusqlite::Connection::open_with_flags(
         dir.join(store::DB_FILE),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
@@ -149,31 +205,50 @@ fn was_migrated(dir: &Path) -> bool {
         .optional()
         .ok()
         .flatten()
+    })?;
+    Some(if from == MIGRATED_FROM_03 {
+        Generation::V03
+    } else {
+        Generation::V001
     })
-    .is_some()
 }
 
-/// Whether `dir` holds a Python 0.0.1 identity that has not been migrated.
+/// Whether `dir` holds a Python identity that has not been migrated.
 pub fn needs_migration(dir: &Path) -> bool {
     !has_our_store(dir) && dir.join(python001::STORE_FILE).is_file()
 }
 
-/// What opening an identity calls first: migrates a Python 0.0.1 identity
-/// in `dir` with `secret` (returning what was carried over), finishes a
-/// migration that was interrupted after its commit point, and otherwise
-/// does nothing. Uses the default Argon2id cost.
+/// Which reference made the unmigrated Python identity in `dir`, if it
+/// holds one. Never writes.
+pub fn pending(dir: &Path) -> Option<Generation> {
+    if !needs_migration(dir) {
+        return None;
+    }
+    Some(match python001::layout_03_in(dir) {
+        Ok(Some(_)) => Generation::V03,
+        _ => Generation::V001,
+    })
+}
+
+/// What opening an identity calls first: migrates a Python 0.0.1 or 0.3.x
+/// identity in `dir` with `secret` (returning what was carried over),
+/// finishes a migration that was interrupted after its commit point, and
+/// otherwise does nothing. Uses the default Argon2id cost.
 pub fn import_if_needed(dir: &Path, secret: &str) -> Result<Option<Migrated>, MigrateError> {
     if has_our_store(dir) {
-        if dir.join(python001::STORE_FILE).is_file() && was_migrated(dir) {
-            let _lock = store::lock::lock_blocking(dir).map_err(io(dir))?;
-            move_python_files(dir, &backup_dir_for(dir)?)?;
+        if dir.join(python001::STORE_FILE).is_file() {
+            if let Some(from) = was_migrated(dir) {
+                let _lock = store::lock::lock_blocking(dir).map_err(io(dir))?;
+                move_python_files(dir, &backup_dir_for(dir, from)?)?;
+            }
         }
         return Ok(None);
     }
-    if !dir.join(python001::STORE_FILE).is_file() {
-        return Ok(None);
+    match pending(dir) {
+        None => Ok(None),
+        Some(Generation::V001) => migrate_python_001(dir, secret, KdfParams::default()).map(Some),
+        Some(Generation::V03) => migrate_python_03(dir, secret, KdfParams::default()).map(Some),
     }
-    migrate_python_001(dir, secret, KdfParams::default()).map(Some)
 }
 
 /// Migrates the Python 0.0.1 identity in `dir`: reads and checks it with
@@ -185,6 +260,60 @@ pub fn migrate_python_001(
     secret: &str,
     kdf: KdfParams,
 ) -> Result<Migrated, MigrateError> {
+    take_over(
+        dir,
+        Generation::V001,
+        || python001::read(dir, secret),
+        |staging, mut py| {
+            let sessions = std::mem::take(&mut py.sessions);
+            let session_count = write_store(staging, secret, kdf, &py, sessions)?;
+            Ok(Migrated {
+                from: Generation::V001,
+                dir: dir.to_path_buf(),
+                backup: PathBuf::new(),
+                user_id: py.user_id.clone(),
+                name: py.name.clone(),
+                relay_url: py.server_url.clone(),
+                sessions: session_count,
+                peers: py.peers.len(),
+                outbox: py.outbox.len(),
+                processed: py.processed.len(),
+                history: 0,
+                blocked: 0,
+                not_carried: Vec::new(),
+            })
+        },
+    )
+}
+
+/// Migrates the Python 0.3.x identity in `dir` (see [`python03`]) as
+/// [`migrate_python_001`] does, into `DIR/python-0.3-backup/`. The
+/// passphrase of the 0.3.x identity (its constant for `--no-passphrase`)
+/// becomes the new store's.
+pub fn migrate_python_03(
+    dir: &Path,
+    secret: &str,
+    kdf: KdfParams,
+) -> Result<Migrated, MigrateError> {
+    take_over(
+        dir,
+        Generation::V03,
+        || python03::read(dir, secret),
+        |staging, py| write_store_03(staging, secret, kdf, py),
+    )
+}
+
+/// The crash-safe frame of a migration: `read` reads and checks the Python
+/// folder (writing nothing, so a wrong secret leaves it as it was), `write`
+/// builds the new store in the staging folder it is given; then the store
+/// is moved into place (the commit point) and the Python files into the
+/// backup folder.
+fn take_over<R>(
+    dir: &Path,
+    from: Generation,
+    read: impl FnOnce() -> Result<R, MigrateError>,
+    write: impl FnOnce(&Path, R) -> Result<Migrated, MigrateError>,
+) -> Result<Migrated, MigrateError> {
     if has_our_store(dir) {
         return Err(MigrateError::AlreadyMigrated(dir.to_path_buf()));
     }
@@ -192,8 +321,7 @@ pub fn migrate_python_001(
     // reference's own lock (if it ever made one) so no Python process is in
     // the middle of an operation.
     let python_lock = python001::ReferenceLock::acquire(dir)?;
-    let mut py = python001::read(dir, secret)?;
-    let sessions = std::mem::take(&mut py.sessions);
+    let py = read()?;
     let _lock = store::lock::lock_blocking(dir).map_err(io(dir))?;
 
     let staging = dir.join(STAGING_DIR);
@@ -201,9 +329,15 @@ pub fn migrate_python_001(
         // left by an attempt interrupted before its commit point
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    let session_count = write_store(&staging, secret, kdf, &py, sessions)?;
+    let mut migrated = match write(&staging, py) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
 
-    let backup = backup_dir_for(dir)?;
+    let backup = backup_dir_for(dir, from)?;
     std::fs::create_dir_all(&backup).map_err(io(&backup))?;
     for suffix in ["", "-wal", "-shm"] {
         let from = staging.join(format!("{}{suffix}", store::DB_FILE));
@@ -220,32 +354,26 @@ pub fn migrate_python_001(
     sync_dir(dir)?;
     tracing::info!(
         dir = %dir.display(),
-        user_id = %py.user_id,
-        "migrated a Python retalk 0.0.1 identity; original kept in {}",
+        user_id = %migrated.user_id,
+        "migrated a {} identity; original kept in {}",
+        from.label(),
         backup.display()
     );
-    Ok(Migrated {
-        dir: dir.to_path_buf(),
-        backup,
-        user_id: py.user_id.clone(),
-        name: py.name.clone(),
-        relay_url: py.server_url.clone(),
-        sessions: session_count,
-        peers: py.peers.len(),
-        outbox: py.outbox.len(),
-        processed: py.processed.len(),
-    })
+    migrated.backup = backup;
+    Ok(migrated)
 }
 
-/// The backup folder to use: `python-0.0.1-backup`, or `-2`, `-3`, ... when
-/// an earlier, different backup is already there (never overwritten).
-fn backup_dir_for(dir: &Path) -> Result<PathBuf, MigrateError> {
+/// The backup folder to use: `python-0.0.1-backup` (or `python-0.3-backup`),
+/// or `-2`, `-3`, ... when an earlier, different backup is already there
+/// (never overwritten).
+fn backup_dir_for(dir: &Path, from: Generation) -> Result<PathBuf, MigrateError> {
+    let base = from.backup_dir();
     let current = std::fs::read(dir.join(python001::STORE_FILE)).ok();
     for n in 1.. {
         let candidate = if n == 1 {
-            dir.join(BACKUP_DIR)
+            dir.join(base)
         } else {
-            dir.join(format!("{BACKUP_DIR}-{n}"))
+            dir.join(format!("{base}-{n}"))
         };
         let existing = candidate.join(python001::STORE_FILE);
         if !existing.exists() {
@@ -317,49 +445,15 @@ fn write_store(
         .collect();
     let mut sessions = 0;
     store.tx(|t| {
-        t.save_account(&py.account)?;
-        t.set_meta("identity_key", &own_key)?;
-        t.set_meta("signing_key", &py.account.ed25519_key().to_base64())?;
-        t.set_meta("user_id", py.user_id.as_str())?;
-        if let Some(ts) = py.fallback_ts {
-            t.set_meta("fallback_ts", &ts.to_string())?;
-        }
-        t.set_meta(MIGRATED_FROM_KEY, MIGRATED_FROM)?;
-        t.set_meta("migrated_at", &store::now().to_string())?;
-        for (peer, session) in py_sessions {
-            // The peer's identity key: known from the session itself when
-            // the peer started it (an inbound session records the sender's
-            // key); otherwise from an explicit pin; otherwise not recorded
-            // by the reference ("" = unknown; the user id still pins it).
-            let theirs = session.session_keys().identity_key.to_base64();
-            let peer_key = if theirs != own_key {
-                theirs
-            } else {
-                pins.get(peer.as_str())
-                    .map(|k| k.to_string())
-                    .unwrap_or_default()
-            };
-            t.save_session(
-                peer.as_str(),
-                &StoredSession {
-                    session_id: session.session_id(),
-                    peer_key,
-                    session,
-                },
-            )?;
-            sessions += 1;
-        }
-        for row in &py.outbox {
-            t.outbox_insert(&OutboxRow {
-                id: row.id.clone(),
-                peer: row.peer.as_str().to_owned(),
-                mtype: row.mtype,
-                body: row.body.clone(),
-            })?;
-        }
-        for p in &py.processed {
-            t.processed_insert(&p.hash, &p.msg_id, &only_peer)?;
-        }
+        save_common(
+            t,
+            Generation::V001,
+            &py.account,
+            &py.user_id,
+            py.fallback_ts,
+            (&py.outbox, &py.processed, &only_peer),
+        )?;
+        sessions += save_sessions(t, &own_key, &pins, py_sessions)?;
         for p in &py.peers {
             t.peer_upsert(&PeerRow {
                 name: p.name.clone(),
@@ -372,4 +466,172 @@ fn write_store(
     })?;
     drop(store);
     Ok(sessions)
+}
+
+/// What every take-over writes: the account and its public keys, the
+/// fallback key's age, where the store came from, the outbox and the
+/// processed-ciphertext hashes (attributed to `only_peer`, "" = unknown).
+fn save_common(
+    t: &store::Tx<'_>,
+    from: Generation,
+    account: &vodozemac::olm::Account,
+    user_id: &crate::UserId,
+    fallback_ts: Option<f64>,
+    (outbox, processed, only_peer): (&[python001::OutboxEntry], &[python001::Processed], &str),
+) -> Result<(), StoreError> {
+    t.save_account(account)?;
+    t.set_meta("identity_key", &account.curve25519_key().to_base64())?;
+    t.set_meta("signing_key", &account.ed25519_key().to_base64())?;
+    t.set_meta("user_id", user_id.as_str())?;
+    if let Some(ts) = fallback_ts {
+        t.set_meta("fallback_ts", &ts.to_string())?;
+    }
+    t.set_meta(MIGRATED_FROM_KEY, from.migrated_from())?;
+    t.set_meta("migrated_at", &store::now().to_string())?;
+    for row in outbox {
+        t.outbox_insert(&OutboxRow {
+            id: row.id.clone(),
+            peer: row.peer.as_str().to_owned(),
+            mtype: row.mtype,
+            body: row.body.clone(),
+        })?;
+    }
+    for p in processed {
+        t.processed_insert(&p.hash, &p.msg_id, only_peer)?;
+    }
+    Ok(())
+}
+
+/// Saves sessions read from a Python store, in the order given (the last
+/// saved becomes the most recently used of its peer); returns how many.
+fn save_sessions(
+    t: &store::Tx<'_>,
+    own_key: &str,
+    pins: &std::collections::HashMap<&str, &str>,
+    py_sessions: Vec<(crate::UserId, vodozemac::olm::Session)>,
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (peer, session) in py_sessions {
+        // The peer's identity key: known from the session itself when the
+        // peer started it (an inbound session records the sender's key);
+        // otherwise from a pin or verified contact; otherwise not recorded
+        // by the reference ("" = unknown; the user id still pins it).
+        let theirs = session.session_keys().identity_key.to_base64();
+        let peer_key = if theirs != own_key {
+            theirs
+        } else {
+            pins.get(peer.as_str())
+                .map(|k| k.to_string())
+                .unwrap_or_default()
+        };
+        t.save_session(
+            peer.as_str(),
+            &StoredSession {
+                session_id: session.session_id(),
+                peer_key,
+                session,
+            },
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Builds the new store for a 0.3.x identity in `staging`.
+fn write_store_03(
+    staging: &Path,
+    secret: &str,
+    kdf: KdfParams,
+    mut py: python03::Python03Identity,
+) -> Result<Migrated, MigrateError> {
+    let (store, _fresh) = Store::create(
+        staging,
+        NewIdentity {
+            passphrase: secret,
+            name: &py.name,
+            relay_url: py.server_url.as_deref(),
+            kdf,
+        },
+    )?;
+    let own_key = py.account.curve25519_key().to_base64();
+    // 0.3.x records no sender with a processed hash; with one peer it can
+    // only be that peer's (see write_store).
+    let mut peers_with_sessions: Vec<&str> = py.sessions.iter().map(|(p, _)| p.as_str()).collect();
+    peers_with_sessions.dedup();
+    let only_peer = match peers_with_sessions.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => String::new(),
+    };
+    let pins: std::collections::HashMap<&str, &str> = py
+        .contacts
+        .iter()
+        .filter_map(|c| {
+            let key = c.keys.as_ref().map(|(ik, _)| ik).or(c.pin.as_ref());
+            key.map(|k| (c.id.as_str(), k.as_str()))
+        })
+        .collect();
+    // Read freshest first within each peer; saved oldest first so the
+    // freshest ends up the most recently used.
+    let mut py_sessions = std::mem::take(&mut py.sessions);
+    py_sessions.reverse();
+    let sessions = store.tx(|t| {
+        save_common(
+            t,
+            Generation::V03,
+            &py.account,
+            &py.user_id,
+            py.fallback_ts,
+            (&py.outbox, &py.processed, &only_peer),
+        )?;
+        if let Some(ts) = py.created_at {
+            t.set_meta("created", &ts.to_string())?;
+        }
+        if py.no_passphrase {
+            t.set_meta("setting:no_passphrase", "1")?;
+        }
+        if let Some(key) = &py.api_key {
+            t.set_meta("setting:api_key", key)?;
+        }
+        let n = save_sessions(t, &own_key, &pins, py_sessions)?;
+        for c in &py.contacts {
+            t.peer_upsert(&PeerRow {
+                // a contact saved by id alone is named by its id, as `add ID`
+                // does here
+                name: c.name.clone().unwrap_or_else(|| c.id.as_str().to_owned()),
+                id: c.id.as_str().to_owned(),
+                pin: c.keys.as_ref().map(|(ik, _)| ik.clone()).or(c.pin.clone()),
+                signing_key: c.keys.as_ref().map(|(_, sk)| sk.clone()),
+            })?;
+        }
+        for b in &py.blocked {
+            t.block(b.as_str())?;
+        }
+        for m in &py.history {
+            t.history_insert(&store::HistoryRow {
+                msg_id: m.msg_id.clone(),
+                peer: m.peer.as_str().to_owned(),
+                direction: m.direction.clone(),
+                name: m.name.clone(),
+                text: m.text.clone(),
+                ts: m.ts,
+            })?;
+        }
+        Ok::<_, StoreError>(n)
+    })?;
+    drop(store);
+    Ok(Migrated {
+        from: Generation::V03,
+        dir: py.dir.clone(),
+        backup: PathBuf::new(),
+        user_id: py.user_id.clone(),
+        name: py.name.clone(),
+        relay_url: py.server_url.clone(),
+        sessions,
+        peers: py.contacts.len(),
+        outbox: py.outbox.len(),
+        processed: py.processed.len(),
+        history: py.history.len(),
+        blocked: py.blocked.len(),
+        not_carried: py.not_carried.clone(),
+    })
 }

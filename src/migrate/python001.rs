@@ -134,7 +134,7 @@ pub fn is_python_identity(dir: &Path) -> bool {
         .is_some()
 }
 
-fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -162,11 +162,11 @@ impl ReferenceLock {
     }
 }
 
-fn corrupt(what: impl Into<String>) -> MigrateError {
+pub(super) fn corrupt(what: impl Into<String>) -> MigrateError {
     MigrateError::Corrupt(what.into())
 }
 
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+pub(super) fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
         [name],
@@ -176,7 +176,7 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|r| r.is_some())
 }
 
-fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+pub(super) fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
     let cols = stmt
         .query_map([], |r| r.get::<_, String>(1))?
@@ -198,6 +198,12 @@ fn layout_03(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
         return Ok(Some("outbox.gid"));
     }
     Ok(None)
+}
+
+/// [`layout_03`] of the store in `dir` (`None` also when it cannot be read).
+pub fn layout_03_in(dir: &Path) -> rusqlite::Result<Option<&'static str>> {
+    let conn = open_ro(&dir.join(STORE_FILE))?;
+    layout_03(&conn)
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> MigrateError + '_ {
@@ -235,21 +241,7 @@ pub fn read(dir: &Path, secret: &str) -> Result<PythonIdentity, MigrateError> {
 
     let account_blob =
         meta("account")?.ok_or_else(|| MigrateError::NotPythonIdentity(dir.to_path_buf()))?;
-    // The MAC check is what tells a wrong secret; any other failure of a
-    // pickle that authenticated is damage, not a wrong secret.
-    let account = match AccountPickle::from_encrypted(&account_blob, &key) {
-        Ok(p) => Account::from_pickle(p),
-        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
-        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
-    };
-    let user_id = UserId::parse(
-        &crate::proto::fingerprint(
-            &account.curve25519_key().to_base64(),
-            &account.ed25519_key().to_base64(),
-        ),
-        "user id",
-    )
-    .expect("a fingerprint is 32 lowercase hex characters");
+    let (account, user_id) = decrypt_account(&account_blob, &key)?;
 
     let name = meta("name")?.unwrap_or_default();
     let server_url = meta("server_url")?.filter(|s| !s.is_empty());
@@ -264,90 +256,9 @@ pub fn read(dir: &Path, secret: &str) -> Result<PythonIdentity, MigrateError> {
         ),
     };
 
-    let mut sessions = Vec::new();
-    if table_exists(&conn, "sessions").map_err(&e)? {
-        let mut stmt = conn
-            .prepare("SELECT peer, blob FROM sessions ORDER BY peer")
-            .map_err(&e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(&e)?;
-        for row in rows {
-            let (peer, blob) = row.map_err(&e)?;
-            let peer = UserId::parse(&peer, "sessions.peer")
-                .map_err(|_| corrupt(format!("session for a malformed peer id {peer:?}")))?;
-            let Some(blob) = blob.filter(|b| !b.is_empty()) else {
-                continue; // no session state: nothing to carry over
-            };
-            let session = SessionPickle::from_encrypted(&blob, &key)
-                .map(Session::from_pickle)
-                .map_err(|err| corrupt(format!("session with {peer}: {err}")))?;
-            sessions.push((peer, session));
-        }
-    }
-
-    let mut outbox = Vec::new();
-    if table_exists(&conn, "outbox").map_err(&e)? {
-        let mut stmt = conn
-            .prepare("SELECT id, peer, mtype, body, ts FROM outbox ORDER BY ts, id")
-            .map_err(&e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, f64>(4)?,
-                ))
-            })
-            .map_err(&e)?;
-        for row in rows {
-            let (id, peer, mtype, body, ts) = row.map_err(&e)?;
-            let peer = UserId::parse(&peer, "outbox.peer")
-                .map_err(|_| corrupt(format!("outbox entry {id} for a malformed peer id")))?;
-            let mtype = u8::try_from(mtype)
-                .ok()
-                .filter(|m| *m <= 1)
-                .ok_or_else(|| corrupt(format!("outbox entry {id}: mtype {mtype}")))?;
-            let ok = STANDARD
-                .decode(&body)
-                .ok()
-                .and_then(|b| OlmMessage::from_parts(mtype as usize, &b).ok())
-                .is_some();
-            if !ok {
-                return Err(corrupt(format!(
-                    "outbox entry {id}: body is not an Olm message"
-                )));
-            }
-            outbox.push(OutboxEntry {
-                id,
-                peer,
-                mtype,
-                body,
-                ts,
-            });
-        }
-    }
-
-    let mut processed = Vec::new();
-    if table_exists(&conn, "processed").map_err(&e)? {
-        let mut stmt = conn
-            .prepare("SELECT hash, msg_id FROM processed ORDER BY hash")
-            .map_err(&e)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(&e)?;
-        for row in rows {
-            let (hash, msg_id) = row.map_err(&e)?;
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(corrupt(format!("processed hash {hash:?}")));
-            }
-            processed.push(Processed { hash, msg_id });
-        }
-    }
+    let sessions = read_sessions(&conn, &e, &key, "ORDER BY peer")?;
+    let outbox = read_outbox(&conn, &e)?;
+    let processed = read_processed(&conn, &e)?;
 
     let mut peers = Vec::new();
     if table_exists(&conn, "peers").map_err(&e)? {
@@ -390,4 +301,144 @@ pub fn read(dir: &Path, secret: &str) -> Result<PythonIdentity, MigrateError> {
         processed,
         peers,
     })
+}
+
+/// The Olm sessions of a reference store, in `order` (an `ORDER BY`
+/// clause). Shared by the 0.0.1 and 0.3.x readers.
+pub(super) fn read_sessions(
+    conn: &Connection,
+    e: &dyn Fn(rusqlite::Error) -> MigrateError,
+    key: &[u8; 32],
+    order: &str,
+) -> Result<Vec<(UserId, Session)>, MigrateError> {
+    let mut sessions = Vec::new();
+    if table_exists(conn, "sessions").map_err(e)? {
+        let mut stmt = conn
+            .prepare(&format!("SELECT peer, blob FROM sessions {order}"))
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (peer, blob) = row.map_err(e)?;
+            let peer = UserId::parse(&peer, "sessions.peer")
+                .map_err(|_| corrupt(format!("session for a malformed peer id {peer:?}")))?;
+            let Some(blob) = blob.filter(|b| !b.is_empty()) else {
+                continue; // no session state: nothing to carry over
+            };
+            let session = SessionPickle::from_encrypted(&blob, key)
+                .map(Session::from_pickle)
+                .map_err(|err| corrupt(format!("session with {peer}: {err}")))?;
+            sessions.push((peer, session));
+        }
+    }
+    Ok(sessions)
+}
+
+/// The unacknowledged messages of a reference store, oldest first, each
+/// checked to be an Olm message. Shared by the 0.0.1 and 0.3.x readers.
+pub(super) fn read_outbox(
+    conn: &Connection,
+    e: &dyn Fn(rusqlite::Error) -> MigrateError,
+) -> Result<Vec<OutboxEntry>, MigrateError> {
+    let mut outbox = Vec::new();
+    if table_exists(conn, "outbox").map_err(e)? {
+        let mut stmt = conn
+            .prepare("SELECT id, peer, mtype, body, ts FROM outbox ORDER BY ts, id")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                ))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (id, peer, mtype, body, ts) = row.map_err(e)?;
+            let peer = UserId::parse(&peer, "outbox.peer")
+                .map_err(|_| corrupt(format!("outbox entry {id} for a malformed peer id")))?;
+            let mtype = u8::try_from(mtype)
+                .ok()
+                .filter(|m| *m <= 1)
+                .ok_or_else(|| corrupt(format!("outbox entry {id}: mtype {mtype}")))?;
+            let ok = STANDARD
+                .decode(&body)
+                .ok()
+                .and_then(|b| OlmMessage::from_parts(mtype as usize, &b).ok())
+                .is_some();
+            if !ok {
+                return Err(corrupt(format!(
+                    "outbox entry {id}: body is not an Olm message"
+                )));
+            }
+            outbox.push(OutboxEntry {
+                id,
+                peer,
+                mtype,
+                body,
+                ts: ts.unwrap_or(0.0),
+            });
+        }
+    }
+    Ok(outbox)
+}
+
+/// The processed-ciphertext hashes of a reference store. Shared by the
+/// 0.0.1 and 0.3.x readers.
+pub(super) fn read_processed(
+    conn: &Connection,
+    e: &dyn Fn(rusqlite::Error) -> MigrateError,
+) -> Result<Vec<Processed>, MigrateError> {
+    let mut processed = Vec::new();
+    if table_exists(conn, "processed").map_err(e)? {
+        let mut stmt = conn
+            .prepare("SELECT hash, msg_id FROM processed ORDER BY hash")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(e)?;
+        for row in rows {
+            let (hash, msg_id) = row.map_err(e)?;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(corrupt(format!("processed hash {hash:?}")));
+            }
+            processed.push(Processed {
+                hash,
+                msg_id: msg_id.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(processed)
+}
+
+/// Decrypts a reference account pickle with `key` and derives its user id.
+/// The MAC check is what tells a wrong secret
+/// ([`MigrateError::WrongSecret`]); any other failure of a pickle that
+/// authenticated is damage.
+pub(super) fn decrypt_account(
+    blob: &str,
+    key: &[u8; 32],
+) -> Result<(Account, UserId), MigrateError> {
+    let account = match AccountPickle::from_encrypted(blob, key) {
+        Ok(p) => Account::from_pickle(p),
+        Err(vodozemac::PickleError::Decryption(_)) => return Err(MigrateError::WrongSecret),
+        Err(err) => return Err(corrupt(format!("account pickle: {err}"))),
+    };
+    let user_id = UserId::parse(
+        &crate::proto::fingerprint(
+            &account.curve25519_key().to_base64(),
+            &account.ed25519_key().to_base64(),
+        ),
+        "user id",
+    )
+    .expect("a fingerprint is 32 lowercase hex characters");
+    Ok((account, user_id))
 }

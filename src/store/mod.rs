@@ -160,6 +160,35 @@ impl Store {
         has_identity(&dir.join(DB_FILE)) || dir.join(LEGACY_DB_FILE).is_file()
     }
 
+    /// A public setting recorded with the identity in `dir`, read without
+    /// the passphrase (the `meta` table is not encrypted): `setting:KEY` of
+    /// this store, else `KEY` of a Python 0.3.x store not yet taken over
+    /// (where 0.3.x keeps `no_passphrase` and `api_key`). `None` when absent
+    /// or unreadable. Never writes.
+    pub fn public_setting(dir: &Path, key: &str) -> Option<String> {
+        let read = |file: &str, k: &str| -> Option<String> {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return None;
+            }
+            let conn = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .ok()?;
+            conn.query_row("SELECT v FROM meta WHERE k=?1", [k], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+        };
+        if has_identity(&dir.join(DB_FILE)) {
+            read(DB_FILE, &format!("setting:{key}"))
+        } else {
+            read(LEGACY_DB_FILE, key)
+        }
+    }
+
     /// Creates a store with a fresh Olm account. Blocking (Argon2id, file
     /// locking): run it on a blocking thread.
     pub fn create(dir: &Path, new: NewIdentity<'_>) -> Result<(Store, Account), StoreError> {

@@ -756,7 +756,155 @@ fn agent_talk_between_ours_and_python_030() {
     );
 }
 
+/// The owner-wide contact list (`$RETALK_HOME/contacts.db`): `add` of the
+/// 0.3 form without an identity, or with `--global`, saves there; an
+/// identity sees it under its own contacts (own names win); `verify` of a
+/// global contact records its keys there; `send` resolves its names. The
+/// same sequence through both CLIs gives the same JSON and exit codes.
+fn global_sequence(side: &Side) -> Vec<Step> {
+    let mut norm = Norm::default();
+    let mut steps = Vec::new();
+    let url = side.url.clone();
+    let who = side.name();
+    let mut ids = Vec::new();
+    for u in ["alice", "bob", "carol"] {
+        let o = side.run(&["init", "-u", u, "--relay", &url, "--display-name", u]);
+        assert!(o.status.success(), "{who}: init {u}: {}", stderr(&o));
+        let id = String::from_utf8(o.stdout.clone())
+            .unwrap()
+            .trim()
+            .to_owned();
+        norm.learn(&id, u);
+        ids.push(id);
+    }
+    for u in ["alice", "bob", "carol"] {
+        let o = side.run(&["id", "--json", "-u", u]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        norm.learn(v["identity_key"].as_str().unwrap(), &format!("{u}.ik"));
+        norm.learn(v["signing_key"].as_str().unwrap(), &format!("{u}.sk"));
+    }
+    let (b, c) = (ids[1].as_str(), ids[2].as_str());
+    let steps_of: Vec<(&str, Vec<&str>)> = vec![
+        ("add bob (global)", vec!["add", b, "--peer", "bob"]),
+        ("contacts (global)", vec!["contacts", "--json"]),
+        (
+            "contacts -u alice",
+            vec!["contacts", "--json", "-u", "alice"],
+        ),
+        (
+            "alice's own bob",
+            vec!["add", c, "--peer", "bob", "-u", "alice"],
+        ),
+        (
+            "contacts -u alice, own wins",
+            vec!["contacts", "--json", "-u", "alice"],
+        ),
+        (
+            "rename bob (global)",
+            vec!["add", b, "--peer", "bobby", "--global"],
+        ),
+        ("contacts (global) renamed", vec!["contacts", "--json"]),
+        ("verify bobby", vec!["verify", "bobby", "-u", "alice"]),
+        ("contacts (global) verified", vec!["contacts", "--json"]),
+        (
+            "show bobby",
+            vec!["contacts", "--show", "bobby", "--json", "-u", "alice"],
+        ),
+        (
+            "send to bobby",
+            vec![
+                "send",
+                "--peer",
+                "bobby",
+                "hi via the global list",
+                "-u",
+                "alice",
+            ],
+        ),
+        ("bob receives", vec!["receive", "--all", "-u", "bob"]),
+        (
+            "--global with -u",
+            vec!["add", b, "--peer", "x", "--global", "-u", "alice"],
+        ),
+        (
+            "remove bobby (global)",
+            vec!["contacts", "--remove", "bobby"],
+        ),
+        ("contacts (global) empty", vec!["contacts", "--json"]),
+    ];
+    for (label, args) in steps_of {
+        let o = side.run(&args);
+        record(&mut steps, who, &mut norm, label, &o, None);
+    }
+    steps
+}
+
+fn global_contacts_same_as_python_030() {
+    let tmp = tempdir("cli03-global");
+    let relay = RustRelay::start(&tmp.path().join("relay.db"));
+    let sides = [
+        Side::new(Kind::Python, tmp.path(), &relay.url),
+        Side::new(Kind::Ours, tmp.path(), &relay.url),
+    ];
+    let runs = harness::parallel(sides.iter().collect(), global_sequence);
+    let (py, ours) = (&runs[0], &runs[1]);
+    assert_eq!(py.len(), ours.len());
+    for (p, o) in py.iter().zip(ours) {
+        assert_eq!(
+            (p.code, &p.out),
+            (o.code, &o.out),
+            "`{}` differs: python 0.3.0 (left) vs ours (right)",
+            p.label
+        );
+    }
+    // the sequence did something: the verified card, the delivered text
+    let show = ours.iter().find(|s| s.label == "show bobby").unwrap();
+    assert_eq!(show.out[0]["verified"], true, "{:?}", show.out);
+    let got = ours.iter().find(|s| s.label == "bob receives").unwrap();
+    assert_eq!(got.out[0]["text"], "hi via the global list");
+    let refused = ours.iter().find(|s| s.label == "--global with -u").unwrap();
+    assert_eq!(refused.code, Some(2));
+}
+
+/// Both CLIs read and write the same owner-wide file: a contact Python
+/// 0.3.0 saved is listed by ours, and one ours saved by Python's.
+fn the_global_list_is_shared_with_python_030() {
+    let tmp = tempdir("cli03-global-shared");
+    let relay = RustRelay::start(&tmp.path().join("relay.db"));
+    let py = Side::new(Kind::Python, tmp.path(), &relay.url);
+    let ours = Side {
+        kind: Kind::Ours,
+        ..Side::new(Kind::Python, tmp.path(), &relay.url)
+    };
+    let x = "f1041c25c87351d8550b31cc6b13ab04";
+    let y = "0123456789abcdef0123456789abcdef";
+    assert!(py.run(&["add", x, "--peer", "xena"]).status.success());
+    assert!(ours.run(&["add", y, "--peer", "yuri"]).status.success());
+    let list = |side: &Side| {
+        json_lines(&side.run(&["contacts", "--json"]).stdout)
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap_or_default().to_owned(),
+                    v["fingerprint"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = vec![
+        ("xena".to_owned(), x.to_owned()),
+        ("yuri".to_owned(), y.to_owned()),
+    ];
+    assert_eq!(list(&py), want, "python 0.3.0 lists both");
+    assert_eq!(list(&ours), want, "ours lists both");
+}
+
 crate::cases! {
-    python: [same_json_and_exit_codes_as_python_030, agent_talk_between_ours_and_python_030],
+    python: [
+        same_json_and_exit_codes_as_python_030,
+        agent_talk_between_ours_and_python_030,
+        global_contacts_same_as_python_030,
+        the_global_list_is_shared_with_python_030,
+    ],
     plain: [],
 }

@@ -26,6 +26,7 @@ mod olm;
 mod relay_py001;
 mod relay_py030;
 mod rust_client_py_relay;
+mod takeover03;
 
 /// One test: its name, whether it needs the Python reference, its body.
 pub struct Case {
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         ("relay_py001", relay_py001::CASES),
         ("relay_py030", relay_py030::CASES),
         ("rust_client_py_relay", rust_client_py_relay::CASES),
+        ("takeover03", takeover03::CASES),
     ];
     let selected = |name: &str| match &args.filter {
         None => true,

@@ -390,32 +390,40 @@ fn user_open_takes_over_a_python_folder() {
 }
 
 /// Folders of Python retalk 0.3.x (made by it, or a 0.0.1 folder it has
-/// opened, which upgrades the tables in place) are refused with a clear
-/// error and left unchanged; they are not mistaken for 0.0.1 folders.
-fn python_030_folders_are_refused_unchanged() {
+/// opened, which upgrades the tables in place) are not mistaken for 0.0.1
+/// folders: the 0.0.1 reader refuses them and changes nothing, and opening
+/// them takes them over as 0.3.x identities (same user id).
+fn python_030_folders_are_read_as_030() {
     let py = harness::pyref();
     let tmp = tempdir("migrate-030");
     copy_fixture(tmp.path());
     let made = tmp.path().join("made-by-030");
     let upgraded = tmp.path().join("bob");
-    harness::parallel(
+    let ids = harness::parallel(
         vec![(&made, "s3"), (&upgraded, "bob-secret")],
         |(dir, secret)| py.drive(Ver::V030, "user_id", &json!({"dir": dir, "secret": secret})),
     );
     let rt = harness::runtime();
-    for dir in [&made, &upgraded] {
+    for ((dir, secret), id) in [(&made, "s3"), (&upgraded, "bob-secret")]
+        .into_iter()
+        .zip(ids)
+    {
         let before = snapshot(dir);
         let err = python001::read(dir, "whatever").unwrap_err();
         assert!(matches!(err, MigrateError::Python03(..)), "{err:?}");
         assert!(err.to_string().contains("0.3.x"), "{err}");
-        let err = rt
-            .block_on(retalk::User::open(dir, "bob-secret"))
-            .unwrap_err();
-        assert!(
-            matches!(&err, retalk::ClientError::InvalidArgument(m) if m.contains("0.3.x")),
-            "{err:?}"
-        );
         assert_eq!(&snapshot(dir), &before, "nothing changed");
+        assert_eq!(
+            retalk::migrate::pending(dir),
+            Some(retalk::migrate::Generation::V03)
+        );
+        let user = rt.block_on(retalk::User::open(dir, secret)).unwrap();
+        assert_eq!(
+            Some(user.user_id().as_str()),
+            id["user_id"].as_str(),
+            "{id}"
+        );
+        assert!(dir.join("python-0.3-backup/store.db").is_file());
     }
 }
 
@@ -486,6 +494,6 @@ fn unattributed_rows_after_migration() {
 }
 
 crate::cases! {
-    python: [reader_agrees_with_the_reference, library_migration_continues_the_conversation, python_030_folders_are_refused_unchanged, unattributed_rows_after_migration],
+    python: [reader_agrees_with_the_reference, library_migration_continues_the_conversation, python_030_folders_are_read_as_030, unattributed_rows_after_migration],
     plain: [reads_the_fixture_identities, wrong_secret_is_refused_and_changes_nothing, migration_refusals_and_restart, user_open_takes_over_a_python_folder],
 }

@@ -31,8 +31,9 @@ pub struct Args {
     #[arg(long)]
     pub verify: bool,
 
-    /// (0.3) save into the owner-wide contact list; not supported: contacts
-    /// belong to one identity here
+    /// Save into the owner-wide contact list every identity sees
+    /// (`$RETALK_HOME/contacts.db`, shared with retalk 0.3.x); the default
+    /// of the 0.3 form when no identity is selected
     #[arg(long)]
     pub global: bool,
 
@@ -44,8 +45,15 @@ pub struct Args {
 /// The `--help` text after the options.
 pub const HELP: &str = concat!(
     "\
+Which list: with an identity selected (-u NAME, --dir DIR, RETALK_USER,
+STORE) the contact is that identity's; the 0.3 form `add ID --peer NAME`
+without one, or with --global, saves it in the owner-wide list that every
+identity sees (its own contacts win on the same id or name). The 0.0.1 form
+`add NAME ID` always saves into the identity it opens.
+
 Examples:
-  retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --verify
+  retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --verify -u alice
+  retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --global
   retalk add f1041c25c87351d8550b31cc6b13ab04 --peer bob --override   re-point bob
   retalk add bob f1041c25c87351d8550b31cc6b13ab04                     0.0.1 form
   retalk add bob \"$BOB_ID\" --pin \"$BOB_IDENTITY_KEY\"
@@ -106,9 +114,15 @@ pub fn check_pin(pin: &str) -> Result<(), CliError> {
 
 /// Runs `retalk add`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
-    if args.global {
-        return Err(CliError::usage("--global contacts are not supported")
-            .hint("contacts belong to one identity: select it with -u NAME or --dir DIR"));
+    let explicit = ctx.global.store.is_some() || ctx.global.user_level.is_some();
+    if args.global && explicit {
+        return Err(CliError::usage(
+            "--global and --user/--dir target different lists: pick one",
+        ));
+    }
+    let zero_three = args.second.is_none();
+    if args.global || (zero_three && !ctx.names_identity()) {
+        return add_global(ctx, args).await;
     }
     // 0.3: `add ID [--peer NAME]`; 0.0.1: `add NAME ID`.
     let (name, raw_id) = match (&args.peer, &args.second) {
@@ -158,6 +172,57 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         output::note(&format!(
             "verified {}: its keys match its id and are recorded",
             output::one_line(&name)
+        ));
+    }
+    Ok(())
+}
+
+/// `add ID [--peer NAME] [--override] [--verify]` into the owner-wide list.
+/// No passphrase is needed, except to sign the relay request of --verify
+/// (with the identity the command line or the default selects).
+async fn add_global(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if args.second.is_some() {
+        return Err(CliError::usage(
+            "the owner-wide list takes the 0.3 form: `add ID --peer NAME --global`",
+        ));
+    }
+    if args.pin.is_some() {
+        return Err(CliError::usage("--pin applies to an identity's contacts")
+            .hint("use --verify to record the contact's keys in the owner-wide list"));
+    }
+    let id = normalize_id(&args.first)?;
+    if let Some(n) = &args.peer {
+        check_peer_name(n)?;
+    }
+    let global = crate::select::identity::global_contacts(ctx.env)?;
+    let parsed = retalk::UserId::parse(&id, "user id")
+        .map_err(|_| CliError::usage("a user id is 32 hex characters"))?;
+    let outcome = global
+        .add(args.peer.as_deref(), &parsed, args.replace)
+        .map_err(crate::backend::client_error)?;
+    let label = args.peer.clone().unwrap_or_else(|| id.clone());
+    let verb = match outcome {
+        retalk::Added::New => "saved",
+        retalk::Added::Unchanged => "already saved:",
+        retalk::Added::Replaced => "re-pointed",
+    };
+    output::note(&format!(
+        "{verb} peer {} = {id} in the global contacts ({})",
+        output::one_line(&label),
+        global.path().display()
+    ));
+    if args.verify {
+        let opened = ctx.open(false).await.map_err(|e| {
+            e.hint("verifying against the relay signs a request: select an identity with -u NAME")
+        })?;
+        opened.need_relay()?;
+        let (ik, sk) = opened.identity.fetch_keys(&id).await?;
+        global
+            .verify_keys(&parsed, &ik, &sk)
+            .map_err(crate::backend::client_error)?;
+        output::note(&format!(
+            "verified {}: its keys match its id and are recorded in the global contacts",
+            output::one_line(&label)
         ));
     }
     Ok(())

@@ -25,8 +25,11 @@ pub struct Args {
 pub const HELP: &str = concat!(
     "\
 Lists the contacts saved with `retalk add`: `NAME<TAB>ID<TAB>verified` per
-line, or with --json one object per line. Contacts belong to the selected
-identity.
+line, or with --json one object per line. With an identity selected (-u NAME,
+--dir DIR, RETALK_USER, STORE): its own contacts over the owner-wide list
+(its own win on the same id or name); without one: the owner-wide list
+(`$RETALK_HOME/contacts.db`, shared with retalk 0.3.x). --remove deletes from
+whichever list holds the contact, the identity's own first.
 
 Examples:
   retalk contacts
@@ -68,13 +71,53 @@ fn row(c: &retalk::Contact) -> String {
     )
 }
 
+/// `contacts` without an identity: the owner-wide list alone, no
+/// passphrase needed.
+fn run_global(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    let global = crate::select::identity::global_contacts(ctx.env)?;
+    let mut out = Lines::stdout();
+    let err = crate::backend::client_error;
+    if let Some(x) = &args.remove {
+        let Some(name) = global.remove(x).map_err(err)? else {
+            return Err(CliError::refusal(format!(
+                "no saved contact '{}' to remove",
+                output::one_line(x)
+            )));
+        };
+        output::note(&format!(
+            "removed contact {} from the global contacts",
+            output::one_line(&name)
+        ));
+        return Ok(());
+    }
+    if let Some(x) = &args.show {
+        let c = global.get(x).map_err(err)?.ok_or_else(|| {
+            CliError::refusal(format!("unknown contact '{}'", output::one_line(x)))
+                .hint("see `retalk contacts`")
+        })?;
+        return out.line(&if args.json { card(&c) } else { row(&c) });
+    }
+    for c in global.list().map_err(err)? {
+        out.line(&if args.json { card(&c) } else { row(&c) })?;
+    }
+    Ok(())
+}
+
 /// Runs `retalk contacts`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if !ctx.names_identity() {
+        return run_global(ctx, args);
+    }
     let opened = ctx.open(false).await?;
     let me = &opened.identity;
     let mut out = Lines::stdout();
     if let Some(x) = &args.remove {
-        let names = me.remove_contact(x)?;
+        let mut names = me.remove_contact(x)?;
+        if names.is_empty() {
+            if let Some(g) = me.global_contacts() {
+                names.extend(g.remove(x).map_err(crate::backend::client_error)?);
+            }
+        }
         if names.is_empty() {
             return Err(CliError::refusal(format!(
                 "no saved contact '{}' to remove",

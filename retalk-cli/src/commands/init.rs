@@ -102,6 +102,12 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     if ctx.global.no_passphrase {
         me.mark_unprotected()?;
     }
+    // Saved like 0.3.x does, so later commands use it without the flag. An
+    // API key gates use of the relay, never the identity: it is kept with
+    // the other public settings, not sealed.
+    if let Some(key) = ctx.global.api_key.as_deref() {
+        me.save_api_key(key)?;
+    }
     let id = me.user_id();
     let shown = if name.is_empty() {
         String::new()

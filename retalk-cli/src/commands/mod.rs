@@ -111,7 +111,13 @@ impl Ctx<'_> {
     /// Opens the identity in `dir` (see [`open`](Self::open)).
     pub async fn open_dir(&self, dir: &std::path::Path, banner: bool) -> Result<Opened, CliError> {
         let relay = self.relay_override()?;
-        let pass = self.passphrase(Purpose::Unlock)?;
+        // An identity made with --no-passphrase records it (as 0.3.x does),
+        // so later commands open it without one and never prompt.
+        let pass = if backend::recorded_no_passphrase(dir) {
+            secret::unprotected()
+        } else {
+            self.passphrase(Purpose::Unlock)?
+        };
         let mut identity = backend::open(dir, pass.expose()).await?;
         if let Some(url) = relay {
             identity.set_relay_url(&url);
@@ -120,7 +126,12 @@ impl Ctx<'_> {
                 identity.set_relay_url(&url);
             }
         }
-        identity.set_api_key(self.api_key().as_deref());
+        // --api-key / RETALK_API_KEY, else the key saved at init (0.3.x).
+        let api_key = self.api_key().or_else(|| identity.saved_api_key());
+        identity.set_api_key(api_key.as_deref());
+        if let Ok(global) = identity::global_contacts(self.env) {
+            identity.set_global_contacts(global);
+        }
         if banner {
             output::note(&output::banner(&identity.name(), &identity.user_id(), dir));
         }

@@ -49,14 +49,32 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         .hint("add it first with `retalk add ID --peer NAME`")
     })?;
     let id = c.id.to_string();
-    let source = match (&args.identity_key, &args.signing_key) {
-        (Some(ik), Some(sk)) => {
+    // A contact of the owner-wide list (not this identity's own) has its
+    // keys recorded there.
+    let global = match me.global_contacts() {
+        Some(g) if me.own_contact(&args.peer)?.is_none() => Some(g),
+        _ => None,
+    };
+    let source = match (&args.identity_key, &args.signing_key, global) {
+        (Some(ik), Some(sk), None) => {
             me.verify_keys(&id, ik, sk)?;
             "the keys given"
         }
-        _ => {
+        (Some(ik), Some(sk), Some(g)) => {
+            g.verify_keys(&c.id, ik, sk)
+                .map_err(crate::backend::client_error)?;
+            "the keys given"
+        }
+        (_, _, None) => {
             opened.need_relay()?;
             me.verify_from_relay(&id).await?;
+            "the relay"
+        }
+        (_, _, Some(g)) => {
+            opened.need_relay()?;
+            let (ik, sk) = me.fetch_keys(&id).await?;
+            g.verify_keys(&c.id, &ik, &sk)
+                .map_err(crate::backend::client_error)?;
             "the relay"
         }
     };

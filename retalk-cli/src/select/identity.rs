@@ -80,6 +80,26 @@ pub fn data_home(env: &dyn Env) -> Result<PathBuf, CliError> {
     }
 }
 
+/// The folder of 0.3.x's named identities and owner-wide files:
+/// `$RETALK_HOME`, else `~/.retalk`.
+pub fn retalk_home(env: &dyn Env) -> Option<PathBuf> {
+    env.get(env::RETALK_HOME)
+        .map(PathBuf::from)
+        .or_else(|| env.get(env::HOME).map(|h| PathBuf::from(h).join(".retalk")))
+}
+
+/// The owner-wide contact list (`$RETALK_HOME/contacts.db`, 0.3.x's).
+pub fn global_contacts(env: &dyn Env) -> Result<retalk::GlobalContacts, CliError> {
+    retalk_home(env)
+        .map(|h| retalk::GlobalContacts::in_home(&h))
+        .ok_or_else(|| {
+            CliError::usage(
+                "cannot locate the global contacts: neither RETALK_HOME nor HOME is set",
+            )
+            .hint("set RETALK_HOME or HOME, or select an identity with -u NAME / --dir DIR")
+        })
+}
+
 /// Checks a `-u` NAME: one plain path component.
 pub fn check_user_name(name: &str) -> Result<(), CliError> {
     let plain = !name.is_empty()

@@ -144,6 +144,14 @@ pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliE
 /// permissions.
 pub const NO_PASSPHRASE: &str = "\0retalk:disabled-passphrase";
 
+/// The passphrase of an identity recorded as made with `--no-passphrase`.
+pub fn unprotected() -> Passphrase {
+    Passphrase {
+        value: NO_PASSPHRASE.to_owned(),
+        origin: Origin::Disabled,
+    }
+}
+
 /// Finds the passphrase: `-p` (inline), then `--no-passphrase`, then the
 /// sources of [`obtain`].
 pub fn choose(
@@ -162,10 +170,7 @@ pub fn choose(
         });
     }
     if none {
-        return Ok(Passphrase {
-            value: NO_PASSPHRASE.to_owned(),
-            origin: Origin::Disabled,
-        });
+        return Ok(unprotected());
     }
     obtain(file, env, purpose, prompter, warn)
 }
