@@ -166,7 +166,9 @@ mod tests {
     }
 
     /// [`verify_all`] on key bytes.
-    fn check_all<'a>(items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>) -> bool {
+    fn check_all<'a>(
+        items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>,
+    ) -> bool {
         let items: Vec<_> = items
             .into_iter()
             .map(|(k, s, m)| (VerifyingKey::from_bytes(k).unwrap(), s, m))
@@ -209,7 +211,9 @@ mod tests {
         for i in 0..20_000u64 {
             let mut b = [0u8; 32];
             for (j, chunk) in b.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(&(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ j as u64).to_le_bytes());
+                chunk.copy_from_slice(
+                    &(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ j as u64).to_le_bytes(),
+                );
             }
             probes.push(b);
         }

@@ -233,13 +233,30 @@ pub async fn run_on(under: &UnderTest, args: &AbuseArgs) -> Result<AbuseReport, 
     let (floods, bads) = (Arc::new(Statuses::default()), Arc::new(Statuses::default()));
     let open = Arc::new(AtomicU64::new(0));
     for _ in 0..args.slow {
-        slow(&relay.target, stop.clone(), open.clone(), args.abuser_address);
+        slow(
+            &relay.target,
+            stop.clone(),
+            open.clone(),
+            args.abuser_address,
+        );
     }
     for _ in 0..args.flood {
-        flood(relay, users.clone(), stop.clone(), floods.clone(), args.abuser_address);
+        flood(
+            relay,
+            users.clone(),
+            stop.clone(),
+            floods.clone(),
+            args.abuser_address,
+        );
     }
     for _ in 0..args.bad_signatures {
-        bad(relay, users.clone(), stop.clone(), bads.clone(), args.abuser_address);
+        bad(
+            relay,
+            users.clone(),
+            stop.clone(),
+            bads.clone(),
+            args.abuser_address,
+        );
     }
     // Let the abuse reach full strength before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
