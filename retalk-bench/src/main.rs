@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use scenario::{abuse, all, cli, latency, library, read, send, verify, waiters};
+use scenario::{abuse, all, cli, latency, library, read, replicas, send, verify, waiters};
 
 /// Load generator and benchmarks for retalk relays.
 ///
@@ -80,6 +80,13 @@ enum Scenario {
     /// A polite client's latency alone and beside an abuser (a flood of
     /// signed sends, badly signed requests, slowloris connections).
     Abuse(abuse::AbuseArgs),
+    /// Our relay as several replicas on one PostgreSQL database (created
+    /// and dropped here on the server at --postgres): durable send
+    /// throughput spread over the replicas, where the time goes (CPU of
+    /// relays, PostgreSQL and generator; commits and WAL flushes per send),
+    /// and the wake-up latency of a receiver waiting on another replica
+    /// than the sender's.
+    Replicas(replicas::ReplicasArgs),
     /// Everything above, each scenario on a freshly started relay: ours
     /// and, with --python-relay, the Python reference, side by side.
     All(all::AllArgs),
@@ -136,6 +143,11 @@ async fn run(args: Args) -> Result<(), String> {
         Scenario::Abuse(a) => {
             let r = abuse::run(a).await?;
             println!("{}", abuse::render(&r));
+            emit(&args.json, &(env, r))
+        }
+        Scenario::Replicas(a) => {
+            let r = replicas::run(a).await?;
+            println!("{}", replicas::render(&r));
             emit(&args.json, &(env, r))
         }
         Scenario::Library(a) => {

@@ -151,6 +151,30 @@ impl Managed {
         Ok(m)
     }
 
+    /// Starts one of several replicas of our relay sharing the database at
+    /// `db_url` (PostgreSQL) and accepting signatures for `audience`, as
+    /// behind a load balancer.
+    pub async fn start_replica(bin: &Path, db_url: &str, audience: &str) -> io::Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix("retalk-bench-replica-")
+            .tempdir()?;
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut m = Managed {
+            kind: Kind::Ours,
+            bin: bin.to_owned(),
+            db: PathBuf::from(db_url),
+            log: tmp.path().join("relay.log"),
+            port,
+            child: None,
+            relay: Relay::new(&url, Some(audience)).map_err(io::Error::other)?,
+            audience: Some(audience.to_owned()),
+            _dir: Some(tmp),
+        };
+        m.spawn().await?;
+        Ok(m)
+    }
+
     /// Starts the process (again) on the same port and database.
     pub async fn spawn(&mut self) -> io::Result<()> {
         if self.child.is_some() {

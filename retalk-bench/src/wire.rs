@@ -288,10 +288,28 @@ pub async fn burst(
     concurrency: usize,
     deadline: Instant,
 ) -> Burst {
+    burst_over(
+        std::slice::from_ref(target),
+        requests,
+        concurrency,
+        deadline,
+    )
+    .await
+}
+
+/// [`burst`] with connection `i` going to `targets[i % targets.len()]`
+/// (replicas of one relay behind no load balancer: the requests must be
+/// signed for an audience every target accepts).
+pub async fn burst_over(
+    targets: &[Target],
+    requests: Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+    deadline: Instant,
+) -> Burst {
     let next = Arc::new(AtomicUsize::new(0));
     let mut conns = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let mut c = Conn::new(target);
+    for i in 0..concurrency.max(1) {
+        let mut c = Conn::new(&targets[i % targets.len().max(1)]);
         // A failure here shows up as request errors below.
         let _ = c.connect().await;
         conns.push(c);

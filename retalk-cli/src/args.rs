@@ -360,7 +360,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(50) {
-        return Err("the interval must be at least 50ms".into());
+        return Err("the interval must be positive, at least 50ms".into());
     }
     Ok(d)
 }

@@ -13,7 +13,12 @@
 //!   (`key_hash`) answers `{"deleted": n}`.
 //!
 //! Keys are stored as SHA-256 hex in the reference's `api_keys` table, so
-//! keys minted by a 0.3.0 relay on the same file keep working.
+//! keys minted by a 0.3.0 relay on the same file keep working. On
+//! PostgreSQL they live in `retalk_api_keys`, shared by every replica: a
+//! change commits with a `pg_notify` on [`KEYS_CHANNEL`], on which every
+//! replica reloads its set, and each also reloads every
+//! [`crate::storage::postgres::KEYS_RELOAD`] in case a notification was
+//! lost (or the engine has none).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,12 +35,24 @@ use serde_json::{json, Value};
 
 use crate::admission::{hash_key, AdminPassword, ApiKeys};
 
+/// The channel on which a key change is announced to the other replicas.
+pub const KEYS_CHANNEL: &str = "retalk_keys";
+
+/// Where the keys are kept.
+pub enum KeyStore {
+    /// The relay's SQLite file (admin work opens its own short-lived
+    /// connection).
+    Sqlite(PathBuf),
+    /// The PostgreSQL database every replica shares.
+    Postgres(deadpool_postgres::Pool),
+}
+
 /// What the admin routes need.
 pub struct Admin {
     /// The password; `None` disables `/admin`.
     pub password: Option<AdminPassword>,
-    /// The database file (admin work opens its own short-lived connection).
-    pub db: PathBuf,
+    /// Where the keys are kept.
+    pub store: KeyStore,
     /// The valid keys the HTTP layer checks, reloaded after every change.
     pub keys: Arc<ApiKeys>,
 }
@@ -99,10 +116,19 @@ impl Admin {
         if let Some(r) = self.gate(headers) {
             return r;
         }
-        let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || list(&open(&db)?)).await {
-            Ok(Ok(keys)) => reply(StatusCode::OK, "text/html; charset=utf-8", page_html(&keys)),
-            _ => error(
+        let keys = match &self.store {
+            KeyStore::Sqlite(db) => {
+                let db = db.clone();
+                tokio::task::spawn_blocking(move || list(&open(&db)?))
+                    .await
+                    .ok()
+                    .and_then(|r| r.map_err(|e| unavailable(e.into())).ok())
+            }
+            KeyStore::Postgres(pool) => pg::list(pool).await.map_err(unavailable).ok(),
+        };
+        match keys {
+            Some(keys) => reply(StatusCode::OK, "text/html; charset=utf-8", page_html(&keys)),
+            None => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the relay's database is unavailable",
             ),
@@ -122,23 +148,102 @@ impl Admin {
                 Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
             }
         };
-        let this = Arc::clone(&self);
-        let result = tokio::task::spawn_blocking(move || -> Result<Value, (StatusCode, String)> {
-            let conn = open(&this.db).map_err(unavailable)?;
-            let out = run(&conn, &req)?;
-            this.keys.load(&conn).map_err(unavailable)?;
-            Ok(out)
-        })
-        .await;
+        let action = match Action::parse(&req) {
+            Ok(a) => a,
+            Err(text) => return error(StatusCode::BAD_REQUEST, &text),
+        };
+        let result = match &self.store {
+            KeyStore::Sqlite(db) => {
+                let (db, keys) = (db.clone(), Arc::clone(&self.keys));
+                tokio::task::spawn_blocking(move || -> Result<Value, AdminError> {
+                    let conn = open(&db)?;
+                    let out = run(&conn, action)?;
+                    keys.load(&conn)?;
+                    Ok(out)
+                })
+                .await
+                .unwrap_or_else(|e| Err(AdminError::Task(e.to_string())))
+            }
+            KeyStore::Postgres(pool) => pg::run(pool, &self.keys, action).await,
+        };
         match result {
-            Ok(Ok(v)) => json_reply(StatusCode::OK, &v),
-            Ok(Err((status, text))) => error(status, &text),
-            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "admin task failed"),
+            Ok(v) => json_reply(StatusCode::OK, &v),
+            Err(e) => {
+                let (status, text) = unavailable(e);
+                error(status, &text)
+            }
         }
     }
 }
 
-fn unavailable(e: rusqlite::Error) -> (StatusCode, String) {
+/// Why admin work against the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// SQLite failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection.
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The blocking task died.
+    #[error("admin task failed: {0}")]
+    Task(String),
+}
+
+/// One admin request, parsed.
+#[derive(Debug)]
+pub enum Action {
+    /// Mint a key with this label.
+    Create(String),
+    /// List the keys.
+    List,
+    /// Disable (`true`) or enable a key by hash.
+    SetDisabled(String, bool),
+    /// Delete a key by hash.
+    Delete(String),
+}
+
+impl Action {
+    /// Reads `{"action": ...}` (0.3.0's admin API).
+    pub fn parse(req: &Value) -> Result<Action, String> {
+        let key_hash = || {
+            req.get("key_hash")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| "key_hash (a string) is required".to_owned())
+        };
+        match req.get("action").and_then(Value::as_str) {
+            Some("create") => match req.get("label") {
+                None | Some(Value::Null) => Ok(Action::Create(String::new())),
+                Some(Value::String(s)) => Ok(Action::Create(s.clone())),
+                Some(_) => Err("label must be a string".into()),
+            },
+            Some("list") => Ok(Action::List),
+            Some(action @ ("disable" | "enable")) => {
+                Ok(Action::SetDisabled(key_hash()?, action == "disable"))
+            }
+            Some("delete") => Ok(Action::Delete(key_hash()?)),
+            other => Err(format!(
+                "unknown admin action: {} (create|list|disable|enable|delete)",
+                other.map_or("none".to_owned(), |a| format!("{a:?}"))
+            )),
+        }
+    }
+}
+
+/// A fresh raw key and its hash.
+fn mint() -> (String, String) {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let key = URL_SAFE_NO_PAD.encode(raw);
+    let kh = hash_key(&key);
+    (key, kh)
+}
+
+fn unavailable(e: AdminError) -> (StatusCode, String) {
     tracing::warn!("admin database work failed: {e}");
     (
         StatusCode::SERVICE_UNAVAILABLE,
@@ -152,52 +257,128 @@ fn open(db: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(conn: &Connection, req: &Value) -> Result<Value, (StatusCode, String)> {
-    let bad = |t: String| (StatusCode::BAD_REQUEST, t);
-    let key_hash = || {
-        req.get("key_hash")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad("key_hash (a string) is required".into()))
-    };
-    match req.get("action").and_then(Value::as_str) {
-        Some("create") => {
-            let label = match req.get("label") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => return Err(bad("label must be a string".into())),
-            };
-            let mut raw = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut raw);
-            let key = URL_SAFE_NO_PAD.encode(raw);
-            let kh = hash_key(&key);
+fn run(conn: &Connection, action: Action) -> Result<Value, AdminError> {
+    Ok(match action {
+        Action::Create(label) => {
+            let (key, kh) = mint();
             conn.execute(
                 "INSERT INTO api_keys(key_hash, label, created, disabled) VALUES(?1, ?2, ?3, 0)",
                 params![kh, label, crate::unix_now(0)],
-            )
-            .map_err(unavailable)?;
-            Ok(json!({"key": key, "key_hash": kh, "label": label}))
+            )?;
+            json!({"key": key, "key_hash": kh, "label": label})
         }
-        Some("list") => Ok(json!({ "keys": list(conn).map_err(unavailable)? })),
-        Some(action @ ("disable" | "enable")) => {
-            let n = conn
-                .execute(
-                    "UPDATE api_keys SET disabled=?1 WHERE key_hash=?2",
-                    params![i64::from(action == "disable"), key_hash()?],
+        Action::List => json!({ "keys": list(conn)? }),
+        Action::SetDisabled(kh, disabled) => {
+            let n = conn.execute(
+                "UPDATE api_keys SET disabled=?1 WHERE key_hash=?2",
+                params![i64::from(disabled), kh],
+            )?;
+            json!({ "updated": n })
+        }
+        Action::Delete(kh) => {
+            let n = conn.execute("DELETE FROM api_keys WHERE key_hash=?1", [kh])?;
+            json!({ "deleted": n })
+        }
+    })
+}
+
+/// The same actions on PostgreSQL.
+pub mod pg {
+    use deadpool_postgres::Pool;
+    use serde_json::{json, Value};
+
+    use super::{mint, Action, AdminError, KEYS_CHANNEL};
+    use crate::admission::ApiKeys;
+
+    /// Runs `action`; a change commits with a notification to every
+    /// replica, and this replica's set is reloaded before the answer.
+    pub async fn run(pool: &Pool, keys: &ApiKeys, action: Action) -> Result<Value, AdminError> {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let out = match action {
+            Action::List => return Ok(json!({ "keys": list_on(&tx).await? })),
+            Action::Create(label) => {
+                let (key, kh) = mint();
+                tx.execute(
+                    "INSERT INTO retalk_api_keys(key_hash, label, created, disabled) \
+                     VALUES($1::text, $2::text, $3::float8, 0)",
+                    &[&kh, &label, &crate::unix_now(0)],
                 )
-                .map_err(unavailable)?;
-            Ok(json!({ "updated": n }))
+                .await?;
+                json!({"key": key, "key_hash": kh, "label": label})
+            }
+            Action::SetDisabled(kh, disabled) => {
+                let n = tx
+                    .execute(
+                        "UPDATE retalk_api_keys SET disabled = $1::int4 WHERE key_hash = $2::text",
+                        &[&i32::from(disabled), &kh],
+                    )
+                    .await?;
+                json!({ "updated": n })
+            }
+            Action::Delete(kh) => {
+                let n = tx
+                    .execute(
+                        "DELETE FROM retalk_api_keys WHERE key_hash = $1::text",
+                        &[&kh],
+                    )
+                    .await?;
+                json!({ "deleted": n })
+            }
+        };
+        // Engines without NOTIFY refuse it: the others' periodic reload
+        // covers them, and the change must not fail for it.
+        tx.batch_execute("SAVEPOINT notify").await?;
+        if tx
+            .execute("SELECT pg_notify($1::text, ''::text)", &[&KEYS_CHANNEL])
+            .await
+            .is_err()
+        {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT notify").await?;
         }
-        Some("delete") => {
-            let n = conn
-                .execute("DELETE FROM api_keys WHERE key_hash=?1", [key_hash()?])
-                .map_err(unavailable)?;
-            Ok(json!({ "deleted": n }))
-        }
-        other => Err(bad(format!(
-            "unknown admin action: {} (create|list|disable|enable|delete)",
-            other.map_or("none".to_owned(), |a| format!("{a:?}"))
-        ))),
+        tx.commit().await?;
+        reload(&client, keys).await?;
+        Ok(out)
+    }
+
+    /// Replaces `keys` with the database's enabled keys.
+    pub async fn reload(client: &tokio_postgres::Client, keys: &ApiKeys) -> Result<(), AdminError> {
+        let rows = client
+            .query(
+                "SELECT key_hash FROM retalk_api_keys WHERE disabled = 0",
+                &[],
+            )
+            .await?;
+        keys.replace(rows.iter().filter_map(|r| r.get::<_, Option<String>>(0)));
+        Ok(())
+    }
+
+    /// Every key, for the page and `list`.
+    pub async fn list(pool: &Pool) -> Result<Vec<Value>, AdminError> {
+        let client = pool.get().await?;
+        list_on(&client).await
+    }
+
+    async fn list_on(
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<Vec<Value>, AdminError> {
+        let rows = client
+            .query(
+                "SELECT key_hash, label, created, disabled FROM retalk_api_keys ORDER BY created",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "key_hash": r.get::<_, Option<String>>(0),
+                    "label": r.get::<_, Option<String>>(1),
+                    "created": r.get::<_, Option<f64>>(2),
+                    "disabled": r.get::<_, Option<i32>>(3).unwrap_or(0) != 0,
+                })
+            })
+            .collect())
     }
 }
 

@@ -144,17 +144,20 @@ impl ApiKeys {
     pub fn load(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         let mut stmt = conn.prepare("SELECT key_hash FROM api_keys WHERE disabled=0")?;
         let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
-        let mut set = HashSet::new();
-        for row in rows {
-            if let Some(bytes) = row?
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            {
-                set.insert(bytes);
-            }
-        }
-        *self.hashes.write().unwrap_or_else(PoisonError::into_inner) = set;
+        let hashes = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        self.replace(hashes.into_iter().flatten());
         Ok(())
+    }
+
+    /// Replaces the set with these SHA-256 hex hashes (malformed ones,
+    /// which no key can match, are left out).
+    pub fn replace(&self, hashes: impl IntoIterator<Item = String>) {
+        let set = hashes
+            .into_iter()
+            .filter_map(|h| hex::decode(h).ok())
+            .filter_map(|b| <[u8; 32]>::try_from(b).ok())
+            .collect();
+        *self.hashes.write().unwrap_or_else(PoisonError::into_inner) = set;
     }
 
     /// Whether `raw` is a valid key. The lookup is by the key's SHA-256, so

@@ -189,21 +189,23 @@ impl Relay {
             clock_offset_secs: config.clock_offset_secs,
         };
         let api_keys = Arc::new(admission::ApiKeys::default());
-        let storage = match &config.postgres {
+        let (storage, key_store) = match &config.postgres {
             Some(url) => {
-                if config.admin_password.is_some() || config.require_api_key {
-                    return Err(ServerError::Config(
-                        "API keys (--admin-password, --require-api-key) are not yet \
-                         available with a PostgreSQL database"
-                            .into(),
-                    ));
-                }
-                storage::Storage::new(
-                    storage::postgres::open(url, limits, Arc::clone(&waiters), Arc::clone(&health))
-                        .await?,
+                let pg = storage::postgres::open(
+                    url,
+                    limits,
+                    Arc::clone(&waiters),
+                    Arc::clone(&health),
+                    Arc::clone(&api_keys),
                 )
+                .await?;
+                let pool = pg.pool();
+                (storage::Storage::new(pg), admin::KeyStore::Postgres(pool))
             }
-            None => open_sqlite(&config, limits, &waiters, &health, &api_keys).await?,
+            None => (
+                open_sqlite(&config, limits, &waiters, &health, &api_keys).await?,
+                admin::KeyStore::Sqlite(config.db.clone()),
+            ),
         };
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -241,7 +243,7 @@ impl Relay {
                     .admin_password
                     .as_deref()
                     .map(admission::AdminPassword::new),
-                db: config.db.clone(),
+                store: key_store,
                 keys: Arc::clone(&api_keys),
             }),
             api_keys,

@@ -108,7 +108,17 @@ impl Contacts<'_> {
                         id: UserId::parse(&old.id, "peer").unwrap_or_else(|_| id.clone()),
                     })
                 }
-                Some(_) => Added::Replaced,
+                Some(old) => {
+                    // The contact that held the name stays, unnamed (by its
+                    // id), unless it has another name, as in 0.3.x.
+                    if t.peers_for_id(&old.id)?.len() == 1 {
+                        t.peer_upsert(&PeerRow {
+                            name: old.id.clone(),
+                            ..old
+                        })?;
+                    }
+                    Added::Replaced
+                }
                 None => Added::New,
             };
             // Keys already verified for this id (under another name) carry over.

@@ -150,12 +150,14 @@ pub async fn run(args: &AllArgs) -> Result<AllReport, String> {
             for &c in counts {
                 let a = send::SendArgs {
                     relay: spawn(*kind, bin),
-                    requests: args.requests,
-                    concurrency: c,
-                    body_bytes: args.body_bytes,
-                    users: 200,
-                    warmup: 2_000,
-                    max_seconds: args.send_seconds,
+                    load: send::SendLoad {
+                        requests: args.requests,
+                        concurrency: c,
+                        body_bytes: args.body_bytes,
+                        users: 200,
+                        warmup: 2_000,
+                        max_seconds: args.send_seconds,
+                    },
                 };
                 match send::run(&a).await {
                     Ok(r) => report.send.push(r),

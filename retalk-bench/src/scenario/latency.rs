@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use crate::http::Conn;
 use crate::stats::{table, Latency, Recorder};
 use crate::target_relay::{RelayArgs, UnderTest};
-use crate::wire::{decode, message, message_seq, User};
+use crate::wire::{decode, message, message_seq, Relay, User};
 
 /// Options of the `latency` scenario.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,10 +77,41 @@ pub async fn run(args: &LatencyArgs) -> Result<LatencyReport, String> {
 
 /// Runs the scenario against an open relay.
 pub async fn run_on(under: &UnderTest, args: &LatencyArgs) -> Result<LatencyReport, String> {
-    let relay = under.relay().clone();
+    let relay = under.relay();
+    let d = deliveries(relay, relay, args).await?;
+    Ok(LatencyReport {
+        relay: under.label(),
+        mode: d.mode,
+        delivery: d.delivery.latency(),
+        send: d.send.latency(),
+        lost: d.lost,
+    })
+}
+
+/// What [`deliveries`] measured.
+pub struct Deliveries {
+    /// How the receiver listened.
+    pub mode: String,
+    /// Send start to the receiver holding the message.
+    pub delivery: Recorder,
+    /// The sender's own round trip.
+    pub send: Recorder,
+    /// Messages that did not arrive in time.
+    pub lost: u64,
+}
+
+/// Delivers `args.messages` one at a time from a sender talking to
+/// `sending` to a receiver waiting at `receiving` (the same relay, or two
+/// replicas of one: both must accept the same audience).
+pub async fn deliveries(
+    sending: &Relay,
+    receiving: &Relay,
+    args: &LatencyArgs,
+) -> Result<Deliveries, String> {
+    let relay = sending.clone();
     let users = Arc::new(User::many(2));
     relay.publish_all(&users, 2).await?;
-    let max_wait = relay.max_wait().await;
+    let max_wait = receiving.max_wait().await;
     let wait = max_wait.map(|m| args.wait.clamp(1, m.max(1)));
     let mode = match wait {
         Some(w) => format!("wait {w} s"),
@@ -98,7 +129,7 @@ pub async fn run_on(under: &UnderTest, args: &LatencyArgs) -> Result<LatencyRepo
     // Receiver: reports (seq, arrival) for every message it gets.
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     let receiver = {
-        let (relay, users) = (relay.clone(), users.clone());
+        let (relay, users) = (receiving.clone(), users.clone());
         let poll = Duration::from_secs_f64(args.poll_interval.max(0.001));
         tokio::spawn(async move {
             let me = &users[1];
@@ -175,11 +206,10 @@ pub async fn run_on(under: &UnderTest, args: &LatencyArgs) -> Result<LatencyRepo
         }
     }
     receiver.abort();
-    Ok(LatencyReport {
-        relay: under.label(),
+    Ok(Deliveries {
         mode,
-        delivery: delivery.latency(),
-        send: send.latency(),
+        delivery,
+        send,
         lost,
     })
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod latency;
 pub mod library;
 pub mod read;
+pub mod replicas;
 pub mod send;
 pub mod verify;
 pub mod waiters;

@@ -7,13 +7,20 @@ use serde::Serialize;
 
 use crate::stats::{fmt_ms, table, Errors, Latency};
 use crate::target_relay::{RelayArgs, UnderTest};
-use crate::wire::{burst, message, now_secs, sign_parallel, User};
+use crate::wire::{burst, message, now_secs, sign_parallel, Relay, User};
 
 /// Options of the `send` scenario.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SendArgs {
     #[command(flatten)]
     pub relay: RelayArgs,
+    #[command(flatten)]
+    pub load: SendLoad,
+}
+
+/// The load of a send throughput run (also `replicas`').
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendLoad {
     /// Signed requests in the timed phase.
     #[arg(long, default_value_t = 100_000)]
     pub requests: usize,
@@ -37,6 +44,30 @@ pub struct SendArgs {
     /// after signing began, whatever this says.
     #[arg(long, default_value_t = 60.0)]
     pub max_seconds: f64,
+}
+
+/// `total` signed sends between `users`, all with timestamp `ts` (signed
+/// on every core, before any clock starts).
+pub fn signed_sends(
+    relay: &Relay,
+    users: &[User],
+    total: usize,
+    body_bytes: usize,
+    ts: i64,
+) -> Vec<Vec<u8>> {
+    let n = users.len();
+    sign_parallel(total, |i| {
+        let from = &users[i % n];
+        // A stride coprime with most user counts spreads each sender's mail
+        // over many mailboxes.
+        let to = &users[(i * 7 + 1 + i / n) % n];
+        let to = if to.id == from.id {
+            &users[(i + 1) % n]
+        } else {
+            to
+        };
+        relay.signed_at(from, &message(&to.id, body_bytes, i as u64), ts)
+    })
 }
 
 /// What `send` measured.
@@ -84,9 +115,9 @@ pub async fn run(args: &SendArgs) -> Result<SendReport, String> {
 /// Runs the scenario against an open relay.
 pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, String> {
     let relay = under.relay();
+    let args = &args.load;
     let users = Arc::new(User::many(args.users.max(2)));
     relay.publish_all(&users, 32).await?;
-    let n = users.len();
     let total = args.warmup + args.requests;
     eprintln!(
         "send: signing {total} send_message requests ({} body bytes) for {}",
@@ -94,19 +125,7 @@ pub async fn run_on(under: &UnderTest, args: &SendArgs) -> Result<SendReport, St
         under.label()
     );
     let sign_start = Instant::now();
-    let ts = now_secs();
-    let all = sign_parallel(total, |i| {
-        let from = &users[i % n];
-        // A stride coprime with most user counts spreads each sender's mail
-        // over many mailboxes.
-        let to = &users[(i * 7 + 1 + i / n) % n];
-        let to = if to.id == from.id {
-            &users[(i + 1) % n]
-        } else {
-            to
-        };
-        relay.signed_at(from, &message(&to.id, args.body_bytes, i as u64), ts)
-    });
+    let all = signed_sends(relay, &users, total, args.body_bytes, now_secs());
     let signing = sign_start.elapsed();
     let mut all = all;
     let timed = all.split_off(args.warmup.min(all.len()));

@@ -148,7 +148,16 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         return Err(CliError::refusal("that is your own user id")
             .hint("add the id of the peer you want to talk to (they print it with `retalk id`)"));
     }
-    let outcome = me.add_contact(&name, &id, args.replace)?;
+    let outcome = match me.add_contact(&name, &id, args.replace) {
+        Err(e) if e.message.contains("already exists") => {
+            let taken: Vec<String> = me.contacts()?.into_iter().map(|c| c.name).collect();
+            return Err(e.hint(format!(
+                "pick another name (e.g. '{}'), or pass --override to re-point this one",
+                free_name(&name, &taken)
+            )));
+        }
+        other => other?,
+    };
     if let Some(pin) = &args.pin {
         me.add_peer(&name, &id, Some(pin))?;
     }
@@ -169,10 +178,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     if args.verify {
         opened.need_relay()?;
         me.verify_from_relay(&id).await?;
-        output::note(&format!(
-            "verified {}: its keys match its id and are recorded",
-            output::one_line(&name)
-        ));
+        super::verify::verified(&name, &id, "the relay", "your contacts");
     }
     Ok(())
 }
@@ -197,9 +203,22 @@ async fn add_global(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     let global = crate::select::identity::global_contacts(ctx.env)?;
     let parsed = retalk::UserId::parse(&id, "user id")
         .map_err(|_| CliError::usage("a user id is 32 hex characters"))?;
-    let outcome = global
-        .add(args.peer.as_deref(), &parsed, args.replace)
-        .map_err(crate::backend::client_error)?;
+    let outcome = match global.add(args.peer.as_deref(), &parsed, args.replace) {
+        Err(e @ retalk::ClientError::NameTaken { .. }) => {
+            let taken: Vec<String> = global
+                .list()
+                .map_err(crate::backend::client_error)?
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            let name = args.peer.as_deref().unwrap_or_default();
+            return Err(crate::backend::client_error(e).hint(format!(
+                "pick another name (e.g. '{}'), or pass --override to re-point this one",
+                free_name(name, &taken)
+            )));
+        }
+        other => other.map_err(crate::backend::client_error)?,
+    };
     let label = args.peer.clone().unwrap_or_else(|| id.clone());
     let verb = match outcome {
         retalk::Added::New => "saved",
@@ -220,17 +239,30 @@ async fn add_global(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         global
             .verify_keys(&parsed, &ik, &sk)
             .map_err(crate::backend::client_error)?;
-        output::note(&format!(
-            "verified {}: its keys match its id and are recorded in the global contacts",
-            output::one_line(&label)
-        ));
+        super::verify::verified(&label, &id, "the relay", "the global contacts");
     }
     Ok(())
+}
+
+/// The first of NAME-1, NAME-2, ... that no contact uses (0.3.x suggests
+/// the same).
+fn free_name(name: &str, taken: &[String]) -> String {
+    (1..)
+        .map(|n| format!("{name}-{n}"))
+        .find(|c| !taken.iter().any(|t| t == c))
+        .expect("an unbounded range has a free name")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_free_name_is_suggested() {
+        let taken = vec!["bob".to_owned(), "bob-1".to_owned()];
+        assert_eq!(free_name("bob", &taken), "bob-2");
+        assert_eq!(free_name("carol", &taken), "carol-1");
+    }
 
     #[test]
     fn ids_are_normalised() {

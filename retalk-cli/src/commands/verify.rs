@@ -39,6 +39,28 @@ Examples:
 
 /// Runs `retalk verify`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    // Keys given by hand for a contact of the owner-wide list need no
+    // identity (nothing is signed), as in 0.3.x.
+    if let (Some(ik), Some(sk), false) =
+        (&args.identity_key, &args.signing_key, ctx.names_identity())
+    {
+        let global = crate::select::identity::global_contacts(ctx.env)?;
+        if let Some(c) = global
+            .get(&args.peer)
+            .map_err(crate::backend::client_error)?
+        {
+            global
+                .verify_keys(&c.id, ik, sk)
+                .map_err(crate::backend::client_error)?;
+            verified(
+                &c.name,
+                c.id.as_str(),
+                "the keys given",
+                "the global contacts",
+            );
+            return Ok(());
+        }
+    }
     let opened = ctx.open(true).await?;
     let me = &opened.identity;
     let c = me.contact(&args.peer)?.ok_or_else(|| {
@@ -78,9 +100,20 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
             "the relay"
         }
     };
-    output::note(&format!(
-        "verified {} ({id}): the keys from {source} match its id and are recorded",
-        output::one_line(&c.name)
-    ));
+    let list = if global.is_some() {
+        "the global contacts"
+    } else {
+        "your contacts"
+    };
+    verified(&c.name, &id, source, list);
     Ok(())
+}
+
+/// The confirmation on stderr (with 0.3.x's `✓ Verified NAME`, which
+/// scripts look for).
+pub fn verified(name: &str, id: &str, source: &str, list: &str) {
+    output::note(&format!(
+        "✓ Verified {} ({id}): the keys from {source} match its id and are recorded in {list}",
+        output::one_line(name)
+    ));
 }

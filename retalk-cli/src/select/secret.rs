@@ -98,8 +98,12 @@ impl Prompter for TerminalPrompter {
 pub fn read_file(path: &Path, warn: &mut dyn FnMut(&str)) -> Result<String, CliError> {
     let shown = path.display();
     let raw = std::fs::read(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            // 0.3.x's wording, which scripts look for
+            return CliError::usage(format!("no passphrase file at {shown} (it does not exist)"))
+                .hint("check the path given to --passphrase-file");
+        }
         let what = match e.kind() {
-            io::ErrorKind::NotFound => "does not exist".to_string(),
             io::ErrorKind::PermissionDenied => "is not readable (permission denied)".to_string(),
             _ if path.is_dir() => "is a directory".to_string(),
             _ => format!("cannot be read ({e})"),

@@ -1,14 +1,17 @@
 //! The PostgreSQL backend: any number of relay replicas on one database.
 //!
-//! Each request runs in its own transaction on a pooled connection
-//! (deadpool-postgres, prepared statements cached per connection), and is
-//! answered only after `COMMIT` returns, so a 200 is as durable as the
+//! Requests are run in groups ([`batch`]): whatever is queued when a
+//! connection is free goes into one transaction on a pooled connection
+//! (deadpool-postgres, prepared statements cached per connection), with
+//! one row-set statement per step for all its sends, and every request is
+//! answered only after that `COMMIT` returns, so a 200 is as durable as the
 //! server's `synchronous_commit` makes it (on by default: flushed WAL).
 //! How the contract of [`super`] holds across replicas:
 //!
 //! * nonces: `INSERT ... ON CONFLICT (nonce) DO NOTHING` into
 //!   `retalk_nonces` in the request's transaction; no row inserted means
-//!   another request (on any replica) has it: a replay, rolled back;
+//!   another request (on any replica) has it: a replay, which changes
+//!   nothing;
 //! * one-time keys: `DELETE ... WHERE id = (SELECT ... FOR UPDATE SKIP
 //!   LOCKED) RETURNING`: concurrent claims each take a different row;
 //! * mailboxes: every send and every deleting read first locks the
@@ -23,8 +26,10 @@
 //!
 //! The SQL uses explicit casts and no advisory locks, so that engines
 //! speaking the PostgreSQL protocol can run it where they support the
-//! statement; the migration lock is a table lock (`LOCK TABLE`) inside the
-//! migration's transaction.
+//! statement; the migration lock is a row lock (`SELECT ... FOR UPDATE` on
+//! `retalk_migration_lock`) inside the migration's transaction.
+
+mod batch;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,15 +37,15 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use futures_util::StreamExt;
-use retalk_proto::tools::{
-    ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
-};
-use retalk_proto::{AuthError, UserId, WireError};
+use retalk_proto::tools::{ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published};
+use retalk_proto::{UserId, WireError};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::Backend;
+use crate::admin::KEYS_CHANNEL;
+use crate::admission::ApiKeys;
 use crate::metrics::Health;
-use crate::store::{MailboxCaps, NONCE_MEMORY_SECS, READ_MAX_BYTES, READ_MAX_MESSAGES};
+use crate::store::{NONCE_MEMORY_SECS, READ_MAX_BYTES, READ_MAX_MESSAGES};
 use crate::waiters::{Shutdown, Waiters};
 use crate::writer::{unavailable, Job, Limits, Op, Outcome, WaitPlan};
 
@@ -54,6 +59,10 @@ pub const POOL_SIZE: usize = 16;
 const CHANNEL: &str = "retalk_mail";
 /// How often old nonces, refusals and expired mail are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// How often each replica reloads the API keys even without a
+/// notification (one lost, or an engine without NOTIFY): the longest a key
+/// disabled on one replica can still be accepted by another.
+pub const KEYS_RELOAD: Duration = Duration::from_secs(5);
 
 /// Why the PostgreSQL backend could not start or failed.
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +184,10 @@ pub fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, PgErro
 }
 
 /// Brings the schema up to date. Safe when several replicas start at
-/// once: the migrations run in one transaction holding an exclusive lock
-/// on `retalk_schema`, so one replica migrates and the others then find
-/// the work done.
+/// once: the migrations run in one transaction holding the lock row of
+/// `retalk_migration_lock` (`SELECT ... FOR UPDATE`, which engines without
+/// `LOCK TABLE` or advisory locks also have), so one replica migrates and
+/// the others then find the work done.
 pub async fn migrate(pool: &Pool) -> Result<(), PgError> {
     let mut client = pool.get().await?;
     // Two replicas creating the same table at the same instant can collide
@@ -185,7 +195,11 @@ pub async fn migrate(pool: &Pool) -> Result<(), PgError> {
     let mut tries = 0;
     loop {
         match client
-            .batch_execute("CREATE TABLE IF NOT EXISTS retalk_schema(version BIGINT NOT NULL)")
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS retalk_schema(version BIGINT NOT NULL); \
+                 CREATE TABLE IF NOT EXISTS retalk_migration_lock(id INTEGER PRIMARY KEY); \
+                 INSERT INTO retalk_migration_lock(id) VALUES(1) ON CONFLICT (id) DO NOTHING",
+            )
             .await
         {
             Ok(()) => break,
@@ -208,7 +222,7 @@ pub async fn migrate(pool: &Pool) -> Result<(), PgError> {
         return Ok(());
     }
     let tx = client.transaction().await?;
-    tx.batch_execute("LOCK TABLE retalk_schema IN EXCLUSIVE MODE")
+    tx.batch_execute("SELECT id FROM retalk_migration_lock WHERE id = 1 FOR UPDATE")
         .await?;
     let version: i64 = tx
         .query_one(
@@ -273,7 +287,8 @@ struct Inner {
 /// The backend; see the module docs.
 pub struct Postgres {
     inner: Arc<Inner>,
-    runtime: tokio::runtime::Handle,
+    /// Requests waiting for a group ([`batch::dispatch`]).
+    queue: tokio::sync::mpsc::UnboundedSender<Job>,
     stop: Arc<Shutdown>,
 }
 
@@ -284,10 +299,12 @@ pub async fn open(
     limits: Limits,
     waiters: Arc<Waiters>,
     health: Arc<Health>,
+    keys: Arc<ApiKeys>,
 ) -> Result<Postgres, PgError> {
     let config = parse_url(url)?;
     let pool = pool(&config, POOL_SIZE)?;
     migrate(&pool).await?;
+    load_keys(&pool, &keys).await?;
     // Does the engine have NOTIFY? (CockroachDB, for one, has not.)
     let notify = {
         let client = pool.get().await?;
@@ -303,7 +320,7 @@ pub async fn open(
     }
     let stop = Arc::new(Shutdown::default());
     let inner = Arc::new(Inner {
-        pool,
+        pool: pool.clone(),
         limits,
         waiters: Arc::clone(&waiters),
         health,
@@ -312,14 +329,51 @@ pub async fn open(
         stopping: AtomicBool::new(false),
     });
     if notify {
-        tokio::spawn(listen(config, waiters, Arc::clone(&stop)));
+        tokio::spawn(listen(
+            config,
+            waiters,
+            pool.clone(),
+            Arc::clone(&keys),
+            Arc::clone(&stop),
+        ));
     }
+    tokio::spawn(reload_keys_loop(pool.clone(), keys, Arc::clone(&stop)));
     tokio::spawn(prune_loop(Arc::clone(&inner), Arc::clone(&stop)));
-    Ok(Postgres {
-        inner,
-        runtime: tokio::runtime::Handle::current(),
-        stop,
-    })
+    let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(batch::dispatch(Arc::clone(&inner), jobs, Arc::clone(&stop)));
+    Ok(Postgres { inner, queue, stop })
+}
+
+impl Postgres {
+    /// The connection pool (the admin routes use it).
+    pub fn pool(&self) -> Pool {
+        self.inner.pool.clone()
+    }
+}
+
+/// Replaces `keys` with the database's enabled API keys.
+async fn load_keys(pool: &Pool, keys: &ApiKeys) -> Result<(), PgError> {
+    let client = pool.get().await?;
+    crate::admin::pg::reload(&client, keys)
+        .await
+        .map_err(|e| match e {
+            crate::admin::AdminError::Postgres(e) => PgError::Db(e),
+            crate::admin::AdminError::Pool(e) => PgError::Pool(e),
+            other => PgError::Schema(other.to_string()),
+        })
+}
+
+/// Every [`KEYS_RELOAD`], the API keys again (see there).
+async fn reload_keys_loop(pool: Pool, keys: Arc<ApiKeys>, stop: Arc<Shutdown>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(KEYS_RELOAD) => {}
+            _ = stop.wait() => return,
+        }
+        if let Err(e) = load_keys(&pool, &keys).await {
+            tracing::warn!("reloading the API keys failed: {e}");
+        }
+    }
 }
 
 impl Backend for Postgres {
@@ -329,25 +383,10 @@ impl Backend for Postgres {
             return;
         }
         self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
-        let inner = Arc::clone(&self.inner);
-        self.runtime.spawn(async move {
-            if !job.reply.is_closed() {
-                let tool = job.op.tool();
-                let answer = inner.run(&job).await;
-                let status = match &answer {
-                    Ok(_) => 200,
-                    Err(e) => e.status(),
-                };
-                metrics::counter!(
-                    "retalk_requests_total",
-                    "tool" => tool,
-                    "status" => crate::metrics::status_label(status)
-                )
-                .increment(1);
-                let _ = job.reply.send(answer);
-            }
-            inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
+        if let Err(tokio::sync::mpsc::error::SendError(job)) = self.queue.send(job) {
+            self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = job.reply.send(Err(unavailable()));
+        }
     }
 
     fn stop(&self) {
@@ -370,59 +409,7 @@ fn now(limits: &Limits) -> f64 {
 }
 
 impl Inner {
-    /// Runs one request in its own transaction; see the module docs.
-    async fn run(&self, job: &Job) -> Result<Outcome, WireError> {
-        let now = now(&self.limits);
-        let result = self.transact(job, now).await;
-        self.health.storage(!matches!(result, Err(Fail::Db(_))));
-        match result {
-            Ok(outcome) => {
-                if let (Outcome::Sent(SendOutcome::Stored { .. }), Op::Send(msg, _)) =
-                    (&outcome, &job.op)
-                {
-                    self.waiters.notify(&msg.to);
-                }
-                Ok(outcome)
-            }
-            Err(Fail::Refused(e)) => Err(e),
-            Err(Fail::Db(e)) => {
-                metrics::counter!("retalk_storage_errors_total", "stage" => "commit").increment(1);
-                tracing::error!("database request failed, rolled back: {e}");
-                Err(unavailable())
-            }
-        }
-    }
-
-    async fn transact(&self, job: &Job, now: f64) -> Result<Outcome, Fail> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        if let Some(nonce) = &job.nonce {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO retalk_nonces(nonce, ts) VALUES($1::text, $2::float8) \
-                     ON CONFLICT (nonce) DO NOTHING",
-                )
-                .await?;
-            if tx.execute(&stmt, &[&nonce.as_str(), &now]).await? == 0 {
-                metrics::counter!("retalk_verification_failures_total", "reason" => "replay")
-                    .increment(1);
-                return Err(WireError::Auth(AuthError::Replay).into());
-            }
-        }
-        match self.execute(&tx, job, now).await {
-            Ok(outcome) => {
-                tx.commit().await?;
-                Ok(outcome)
-            }
-            // A refusal changed nothing but the nonce, which stays used.
-            Err(Fail::Refused(e)) => {
-                tx.commit().await?;
-                Err(Fail::Refused(e))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
+    /// Runs one request's operation (not its nonce) in `tx`.
     async fn execute(&self, tx: &Transaction<'_>, job: &Job, now: f64) -> Result<Outcome, Fail> {
         let caller = &job.caller;
         let l = &self.limits;
@@ -433,19 +420,12 @@ impl Inner {
             Op::CountKeys => Outcome::Counts(count_keys(tx, caller).await?),
             Op::GetKeys(peer) => Outcome::Keys(get_keys(tx, peer).await?),
             Op::ClaimKey(peer) => Outcome::Claimed(claim_key(tx, peer).await?),
-            Op::Send(msg, hash) => Outcome::Sent(
-                send_message(
-                    tx,
-                    caller,
-                    msg,
-                    hash,
-                    now,
-                    &l.mailbox,
-                    l.refused_ttl_secs,
-                    self.notify,
-                )
-                .await?,
-            ),
+            // Sends run as row sets in their group (batch.rs), never here.
+            Op::Send(..) => {
+                return Err(Fail::Db(PgError::Schema(
+                    "internal error: a send outside its group".into(),
+                )))
+            }
             Op::Read { peer, peek, wait } => {
                 let mail = read_messages(tx, caller, peer.as_ref(), *peek).await?;
                 let wait = match wait {
@@ -656,116 +636,6 @@ async fn lock_mailbox(tx: &Transaction<'_>, recipient: &str) -> Result<(i64, i64
     Ok((row.get(0), row.get(1)))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_message(
-    tx: &Transaction<'_>,
-    sender: &UserId,
-    req: &SendMessage,
-    body_sha256: &str,
-    now: f64,
-    caps: &MailboxCaps,
-    refused_ttl_secs: f64,
-    notify: bool,
-) -> Result<SendOutcome, Fail> {
-    let to = req.to.as_str();
-    let known = tx
-        .prepare_cached("SELECT 1 FROM retalk_users WHERE id = $1::text")
-        .await?;
-    if tx.query_opt(&known, &[&to]).await?.is_none() {
-        return Err(WireError::NotFound(format!("unknown recipient: {}", req.to)).into());
-    }
-    let cutoff = if refused_ttl_secs > 0.0 {
-        now - refused_ttl_secs
-    } else {
-        f64::NEG_INFINITY
-    };
-    let refused = tx
-        .prepare_cached(
-            "SELECT sig FROM retalk_refused \
-             WHERE recipient = $1::text AND hash = $2::text AND ts > $3::float8",
-        )
-        .await?;
-    if let Some(row) = tx
-        .query_opt(&refused, &[&to, &body_sha256, &cutoff])
-        .await?
-    {
-        return Ok(SendOutcome::Refused {
-            refused: true,
-            hash: body_sha256.to_owned(),
-            sig: row.get(0),
-        });
-    }
-    let (waiting, bytes) = lock_mailbox(tx, to).await?;
-    let (waiting, bytes) = (waiting.max(0) as u64, bytes.max(0) as u64);
-    let full = |text: String| -> Result<SendOutcome, Fail> {
-        Err(WireError::LimitExceeded(format!("{text}; resend later from your outbox")).into())
-    };
-    if caps.messages > 0 && waiting >= caps.messages {
-        return full(format!(
-            "mailbox full: {} has {waiting} undelivered messages (cap {})",
-            req.to, caps.messages
-        ));
-    }
-    if caps.per_sender > 0 {
-        let stmt = tx
-            .prepare_cached(
-                "SELECT COUNT(*)::int8 FROM (SELECT 1 FROM retalk_messages \
-                 WHERE recipient = $1::text AND sender = $2::text LIMIT $3::int8) s",
-            )
-            .await?;
-        let limit = caps.per_sender as i64;
-        let from_sender = tx
-            .query_one(&stmt, &[&to, &sender.as_str(), &limit])
-            .await?
-            .get::<_, i64>(0) as u64;
-        if from_sender >= caps.per_sender {
-            return full(format!(
-                "mailbox full for sender: {sender} already has {from_sender} undelivered \
-                 messages for {} (per-sender cap {})",
-                req.to, caps.per_sender
-            ));
-        }
-    }
-    let size = req.body.len() as u64;
-    if caps.bytes > 0 && bytes + size > caps.bytes {
-        return full(format!(
-            "mailbox full: {} has {bytes} bytes of undelivered messages and this one \
-             is {size} (cap {} bytes)",
-            req.to, caps.bytes
-        ));
-    }
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO retalk_messages(ts, sender, recipient, mtype, body) \
-             VALUES($1::float8, $2::text, $3::text, $4::int4, $5::text) RETURNING id",
-        )
-        .await?;
-    let mtype = i32::from(u8::from(req.mtype));
-    let id: i64 = tx
-        .query_one(&insert, &[&now, &sender.as_str(), &to, &mtype, &req.body])
-        .await?
-        .get(0);
-    let totals = tx
-        .prepare_cached(
-            "UPDATE retalk_mailboxes SET count = count + 1, bytes = bytes + $2::int8 \
-             WHERE recipient = $1::text",
-        )
-        .await?;
-    tx.execute(&totals, &[&to, &(size as i64)]).await?;
-    if notify {
-        // Delivered to the listening replicas when (and only if) this
-        // transaction commits.
-        let stmt = tx
-            .prepare_cached("SELECT pg_notify($1::text, $2::text)")
-            .await?;
-        tx.execute(&stmt, &[&CHANNEL, &to]).await?;
-    }
-    Ok(SendOutcome::Stored {
-        message_id: id,
-        ts: now,
-    })
-}
-
 async fn read_messages(
     tx: &Transaction<'_>,
     caller: &UserId,
@@ -946,36 +816,55 @@ async fn prune(inner: &Inner) -> Result<(), PgError> {
     Ok(())
 }
 
-/// The LISTEN side of cross-replica wake-ups, on its own connection (a
-/// pooled one would be recycled). After a drop it reconnects with backoff
-/// and wakes every local waiter, since notifications sent meanwhile are
-/// lost.
-async fn listen(config: tokio_postgres::Config, waiters: Arc<Waiters>, stop: Arc<Shutdown>) {
+/// The LISTEN side of cross-replica wake-ups (and of API key changes), on
+/// its own connection (a pooled one would be recycled). After a drop it
+/// reconnects with backoff, wakes every local waiter and reloads the keys,
+/// since notifications sent meanwhile are lost.
+async fn listen(
+    config: tokio_postgres::Config,
+    waiters: Arc<Waiters>,
+    pool: Pool,
+    keys: Arc<ApiKeys>,
+    stop: Arc<Shutdown>,
+) {
     let mut backoff = Duration::from_millis(100);
+    let reload = |pool: Pool, keys: Arc<ApiKeys>| {
+        tokio::spawn(async move {
+            if let Err(e) = load_keys(&pool, &keys).await {
+                tracing::warn!("reloading the API keys failed: {e}");
+            }
+        });
+    };
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut conn)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
                 let driver = tokio::spawn(async move {
                     let mut messages =
                         futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
                     while let Some(Ok(message)) = messages.next().await {
                         if let AsyncMessage::Notification(n) = message {
-                            if tx.send(n.payload().to_owned()).is_err() {
+                            let keys = n.channel() == KEYS_CHANNEL;
+                            if tx.send((keys, n.payload().to_owned())).is_err() {
                                 return;
                             }
                         }
                     }
                 });
-                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                match client
+                    .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {KEYS_CHANNEL}"))
+                    .await
+                {
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
                         // Whatever was sent while nobody listened.
                         waiters.notify_all();
+                        reload(pool.clone(), Arc::clone(&keys));
                         loop {
                             tokio::select! {
                                 payload = rx.recv() => match payload {
-                                    Some(p) => {
+                                    Some((true, _)) => reload(pool.clone(), Arc::clone(&keys)),
+                                    Some((false, p)) => {
                                         if let Ok(id) = UserId::parse(&p, "recipient") {
                                             waiters.notify(&id);
                                         }
