@@ -122,6 +122,24 @@ pub struct Conn {
     buf: Vec<u8>,
     /// How many times this connection had to (re)connect.
     pub connects: u64,
+    /// Local address to connect from (`None`: the system's choice).
+    source: Option<std::net::IpAddr>,
+}
+
+/// Connects to `target` from the local address `source` (any port), e.g.
+/// 127.0.0.2 on loopback, so a relay sees a client address of its own.
+pub async fn connect_from(target: &Target, source: std::net::IpAddr) -> io::Result<TcpStream> {
+    let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| io::Error::other("no address of the source's family"))?;
+    let socket = if source.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 impl Conn {
@@ -132,13 +150,25 @@ impl Conn {
             stream: None,
             buf: Vec::new(),
             connects: 0,
+            source: None,
+        }
+    }
+
+    /// A connection from the local address `source` (see [`connect_from`]).
+    pub fn from_source(target: &Target, source: Option<std::net::IpAddr>) -> Self {
+        Conn {
+            source,
+            ..Conn::new(target)
         }
     }
 
     /// Opens the socket now (so connection setup is not timed later).
     pub async fn connect(&mut self) -> io::Result<()> {
         if self.stream.is_none() {
-            let s = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
+            let s = match self.source {
+                Some(ip) => connect_from(&self.target, ip).await?,
+                None => TcpStream::connect((self.target.host.as_str(), self.target.port)).await?,
+            };
             s.set_nodelay(true)?;
             self.stream = Some(s);
             self.connects += 1;

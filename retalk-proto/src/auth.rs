@@ -133,12 +133,14 @@ fn field<'a>(auth: &'a Map<String, Value>, new: &str, old: &str) -> Option<&'a V
 /// Whether two JSON values carry the same text: equal values, or a number
 /// and a string spelling it (`ts` may be either).
 fn same_text(a: &Value, b: &Value) -> bool {
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    a == b || matches!((text(a), text(b)), (Some(x), Some(y)) if x == y)
+    match (a, b) {
+        // The common case (both dialects' names, same strings): no copies.
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            n.to_string() == *s
+        }
+        _ => a == b,
+    }
 }
 
 fn string_field<'a>(

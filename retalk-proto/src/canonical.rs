@@ -29,6 +29,56 @@ pub enum CanonicalError {
     NonFiniteNumber(String),
 }
 
+/// Where canonical text goes: a string, or straight into a hash.
+trait Sink {
+    fn put(&mut self, s: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+/// Feeds canonical text to SHA-256 through a small buffer, so hashing the
+/// arguments builds no string (and the hash sees few, large updates).
+struct HashSink {
+    hash: Sha256,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl HashSink {
+    fn new() -> Self {
+        HashSink {
+            hash: Sha256::new(),
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        self.hash.update(&self.buf[..self.len]);
+        self.hash.finalize().into()
+    }
+}
+
+impl Sink for HashSink {
+    fn put(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        if self.len + bytes.len() > self.buf.len() {
+            self.hash.update(&self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                self.hash.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
 /// The canonical JSON text of `value`.
 pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
     let mut out = String::with_capacity(128);
@@ -44,75 +94,94 @@ pub fn canonical_args(args: &Map<String, Value>) -> Result<String, CanonicalErro
 }
 
 /// Lowercase hex sha256 of the canonical JSON of `args`: the last field of
-/// the signed text.
+/// the signed text. The same bytes as hashing [`canonical_args`]'s text,
+/// without building it.
 pub fn args_sha256(args: &Map<String, Value>) -> Result<String, CanonicalError> {
-    Ok(hex::encode(Sha256::digest(
-        canonical_args(args)?.as_bytes(),
-    )))
+    let mut sink = HashSink::new();
+    write_object(&mut sink, args)?;
+    Ok(hex::encode(sink.finish()))
 }
 
-fn write_value(out: &mut String, value: &Value) -> Result<(), CanonicalError> {
+fn write_value(out: &mut impl Sink, value: &Value) -> Result<(), CanonicalError> {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
+        Value::Null => out.put("null"),
+        Value::Bool(true) => out.put("true"),
+        Value::Bool(false) => out.put("false"),
         Value::Number(n) => write_number(out, n)?,
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
-            out.push('[');
+            out.put("[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.put(",");
                 }
                 write_value(out, item)?;
             }
-            out.push(']');
+            out.put("]");
         }
         Value::Object(map) => write_object(out, map)?,
     }
     Ok(())
 }
 
-fn write_object(out: &mut String, map: &Map<String, Value>) -> Result<(), CanonicalError> {
+fn write_object(out: &mut impl Sink, map: &Map<String, Value>) -> Result<(), CanonicalError> {
     // serde_json's default Map is a BTreeMap<String, _>: iteration is in
     // UTF-8 byte order, which equals code point order (Python's sort).
-    out.push('{');
+    out.put("{");
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.put(",");
         }
         write_string(out, k);
-        out.push(':');
+        out.put(":");
         write_value(out, v)?;
     }
-    out.push('}');
+    out.put("}");
     Ok(())
 }
 
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
+/// Whether a character is written as itself (printable ASCII but the two
+/// that JSON escapes).
+fn plain(b: u8) -> bool {
+    matches!(b, b' '..=b'~') && b != b'"' && b != b'\\'
+}
+
+fn write_string(out: &mut impl Sink, s: &str) {
+    out.put("\"");
+    let mut rest = s;
+    while !rest.is_empty() {
+        // The longest run of characters written as themselves, in one go
+        // (base64 bodies and hex ids are one run).
+        let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
+        if run > 0 {
+            out.put(&rest[..run]);
+            rest = &rest[run..];
+            continue;
+        }
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
+            '"' => out.put("\\\""),
+            '\\' => out.put("\\\\"),
+            '\n' => out.put("\\n"),
+            '\r' => out.put("\\r"),
+            '\t' => out.put("\\t"),
+            '\u{08}' => out.put("\\b"),
+            '\u{0c}' => out.put("\\f"),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{:04x}", unit);
+                    let mut esc = String::with_capacity(6);
+                    let _ = write!(esc, "\\u{:04x}", unit);
+                    out.put(&esc);
                 }
             }
         }
     }
-    out.push('"');
+    out.put("\"");
 }
 
-fn write_number(out: &mut String, n: &Number) -> Result<(), CanonicalError> {
+fn write_number(out: &mut impl Sink, n: &Number) -> Result<(), CanonicalError> {
     // With `arbitrary_precision`, `to_string` is the literal as received.
     let text = n.to_string();
     let is_integer = !text.contains(['.', 'e', 'E']);
@@ -120,9 +189,9 @@ fn write_number(out: &mut String, n: &Number) -> Result<(), CanonicalError> {
         // Python's int prints "-0" as "0"; JSON forbids leading zeros, so
         // that is the only normalisation an integer literal needs.
         if text == "-0" {
-            out.push('0');
+            out.put("0");
         } else {
-            out.push_str(&text);
+            out.put(&text);
         }
         return Ok(());
     }
@@ -132,7 +201,9 @@ fn write_number(out: &mut String, n: &Number) -> Result<(), CanonicalError> {
     if !f.is_finite() {
         return Err(CanonicalError::NonFiniteNumber(text));
     }
-    write_python_float(out, f);
+    let mut repr = String::with_capacity(24);
+    write_python_float(&mut repr, f);
+    out.put(&repr);
     Ok(())
 }
 

@@ -23,28 +23,87 @@
 //! mixed-order key or nonce point: no one else can produce them, so it
 //! allows no forgery (see docs/compatibility.md).
 
+use std::sync::OnceLock;
+
+use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::VerifyingKey;
 use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
 
-/// The checks made before the signature equation: both points decode and
-/// neither has small order. Cheap (two decompressions, no scalar product).
-pub fn points_acceptable(key: &[u8; 32], sig: &[u8; 64]) -> bool {
+/// Every 32-byte string that decodes (as curve25519-dalek decodes, which is
+/// what both ed25519-dalek and ed25519-zebra use) to a point of small order:
+/// 14 of them.
+///
+/// Why a list: deciding "small order" from the point costs a decompression
+/// (a field exponentiation, about a fifth of a batched signature check) per
+/// signature, on top of the one the signature check makes anyway. Matching
+/// the encoding against this list answers the same question for a few
+/// comparisons; libsodium refuses small-order points the same way.
+///
+/// Why it is complete: an encoding is 255 bits of `y` (decoded modulo
+/// `p = 2^255 - 19`, so `y` and `y + p` decode alike when both fit) and a
+/// sign bit for `x`. A point `P` of small order is one of the eight
+/// [`EIGHT_TORSION`] points, so any encoding decoding to it carries `y(P)` or
+/// `y(P) + p` and either sign bit: at most four candidates per point. The
+/// list is those candidates that the library itself decodes to a
+/// small-order point, computed once, not typed in.
+fn small_order_encodings() -> &'static [[u8; 32]] {
+    static LIST: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let mut list = Vec::new();
+        for point in EIGHT_TORSION.iter() {
+            let canonical = point.compress().to_bytes();
+            let mut ys = vec![canonical];
+            // y + p < 2^255 exactly when y < 19; its bytes are then p's
+            // (ed ff .. ff 7f) with y added to the first.
+            let mut y = canonical;
+            y[31] &= 0x7f;
+            if y[0] < 19 && y[1..].iter().all(|&b| b == 0) {
+                let mut alias = [0xff; 32];
+                alias[0] = 0xed + y[0];
+                alias[31] = 0x7f;
+                ys.push(alias);
+            }
+            for y in ys {
+                for sign in [0u8, 0x80] {
+                    let mut bytes = y;
+                    bytes[31] = (bytes[31] & 0x7f) | sign;
+                    let small = CompressedEdwardsY(bytes)
+                        .decompress()
+                        .is_some_and(|p| p.is_small_order());
+                    if small && !list.contains(&bytes) {
+                        list.push(bytes);
+                    }
+                }
+            }
+        }
+        list
+    })
+}
+
+/// Whether `bytes` decodes to a point of small order (see
+/// [`small_order_encodings`]). False also for bytes that decode to no point
+/// at all: the signature check refuses those itself.
+pub fn is_small_order_encoding(bytes: &[u8; 32]) -> bool {
+    small_order_encodings().iter().any(|e| e == bytes)
+}
+
+/// The checks made before the signature equation: neither the key nor the
+/// signature's `R` has small order (the key is already decoded, so it is a
+/// point; `R` is decoded by the signature check, which refuses one that is
+/// no point). No decompression here.
+pub fn points_acceptable(key: &VerifyingKey, sig: &[u8; 64]) -> bool {
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig[..32]);
-    let ok = |bytes: [u8; 32]| {
-        CompressedEdwardsY(bytes)
-            .decompress()
-            .is_some_and(|p| !p.is_small_order())
-    };
-    ok(*key) && ok(r)
+    !key.is_weak() && !is_small_order_encoding(&r)
 }
 
 /// Checks one signature under the relay's rule.
-pub fn verify(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> bool {
+pub fn verify(key: &VerifyingKey, sig: &[u8; 64], msg: &[u8]) -> bool {
     if !points_acceptable(key, sig) {
         return false;
     }
-    let Ok(vk) = VerificationKey::try_from(*key) else {
+    let Ok(vk) = VerificationKey::try_from(key.to_bytes()) else {
         return false;
     };
     vk.verify(&Signature::from_bytes(sig), msg).is_ok()
@@ -55,7 +114,7 @@ pub fn verify(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> bool {
 /// false "true" per call, as for any randomised batch check). A false answer
 /// says only that at least one fails; check them one by one to find which.
 pub fn verify_all<'a>(
-    items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>,
+    items: impl IntoIterator<Item = (&'a VerifyingKey, &'a [u8; 64], &'a [u8])>,
 ) -> bool {
     let mut verifier = batch::Verifier::new();
     for (key, sig, msg) in items {
@@ -63,7 +122,7 @@ pub fn verify_all<'a>(
             return false;
         }
         verifier.queue((
-            VerificationKeyBytes::from(*key),
+            VerificationKeyBytes::from(key.to_bytes()),
             Signature::from_bytes(sig),
             msg,
         ));
@@ -75,7 +134,7 @@ pub fn verify_all<'a>(
 mod tests {
     use super::*;
     use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
-    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
     use curve25519_dalek::scalar::Scalar;
     use proptest::prelude::*;
     use sha2::{Digest, Sha512};
@@ -101,6 +160,69 @@ mod tests {
         (a_bytes, sig)
     }
 
+    /// [`verify`] on key bytes (every key here decodes to a point).
+    fn check(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> bool {
+        verify(&VerifyingKey::from_bytes(key).unwrap(), sig, msg)
+    }
+
+    /// [`verify_all`] on key bytes.
+    fn check_all<'a>(
+        items: impl IntoIterator<Item = (&'a [u8; 32], &'a [u8; 64], &'a [u8])>,
+    ) -> bool {
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(k, s, m)| (VerifyingKey::from_bytes(k).unwrap(), s, m))
+            .collect();
+        verify_all(items.iter().map(|(k, s, m)| (k, *s, *m)))
+    }
+
+    /// The list of small-order encodings says exactly what decoding and
+    /// checking the order says: for every candidate encoding of every
+    /// small-order point (both signs, both y aliases), for their neighbours
+    /// with one bit flipped, and for random bytes.
+    #[test]
+    fn small_order_list_matches_decoding() {
+        let truth = |b: &[u8; 32]| {
+            CompressedEdwardsY(*b)
+                .decompress()
+                .is_some_and(|p| p.is_small_order())
+        };
+        let mut probes: Vec<[u8; 32]> = Vec::new();
+        for t in EIGHT_TORSION.iter() {
+            let c = t.compress().to_bytes();
+            for y in [c, {
+                let mut a = [0xff; 32];
+                a[0] = 0xedu8.wrapping_add(c[0]);
+                a[31] = 0x7f;
+                a
+            }] {
+                for sign in [0u8, 0x80] {
+                    let mut b = y;
+                    b[31] = (b[31] & 0x7f) | sign;
+                    probes.push(b);
+                    for bit in 0..256 {
+                        let mut n = b;
+                        n[bit / 8] ^= 1 << (bit % 8);
+                        probes.push(n);
+                    }
+                }
+            }
+        }
+        for i in 0..20_000u64 {
+            let mut b = [0u8; 32];
+            for (j, chunk) in b.chunks_mut(8).enumerate() {
+                chunk.copy_from_slice(
+                    &(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ j as u64).to_le_bytes(),
+                );
+            }
+            probes.push(b);
+        }
+        for b in &probes {
+            assert_eq!(is_small_order_encoding(b), truth(b), "{}", hex::encode(b));
+        }
+        assert_eq!(small_order_encodings().len(), 14);
+    }
+
     fn scalar(seed: u64) -> Scalar {
         Scalar::from_hash(Sha512::new().chain_update(seed.to_le_bytes()))
     }
@@ -110,18 +232,18 @@ mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         let sig = ed25519_dalek::Signer::sign(&key, b"hello").to_bytes();
         let pk = key.verifying_key().to_bytes();
-        assert!(verify(&pk, &sig, b"hello"));
-        assert!(!verify(&pk, &sig, b"hellp"));
+        assert!(check(&pk, &sig, b"hello"));
+        assert!(!check(&pk, &sig, b"hellp"));
         // The identity as key, with s = 0 and R = identity: the classic
         // "signature valid for every message".
         let id = EdwardsPoint::default().compress().to_bytes();
         let mut forged = [0u8; 64];
         forged[..32].copy_from_slice(&id);
-        assert!(!verify(&id, &forged, b"anything"));
-        assert!(!verify_all([(&id, &forged, &b"anything"[..])]));
+        assert!(!check(&id, &forged, b"anything"));
+        assert!(!check_all([(&id, &forged, &b"anything"[..])]));
         // A small-order R with an honest key.
         let (a, s) = crafted(scalar(1), 0, Scalar::ZERO, 3, b"m");
-        assert!(!verify(&a, &s, b"m"));
+        assert!(!check(&a, &s, b"m"));
     }
 
     proptest! {
@@ -147,12 +269,12 @@ mod tests {
                     (k, s)
                 })
                 .collect();
-            let single: Vec<bool> = sigs.iter().zip(&msgs).map(|((k, s), m)| verify(k, s, m)).collect();
-            let batch = verify_all(sigs.iter().zip(&msgs).map(|((k, s), m)| (k, s, m.as_slice())));
+            let single: Vec<bool> = sigs.iter().zip(&msgs).map(|((k, s), m)| check(k, s, m)).collect();
+            let batch = check_all(sigs.iter().zip(&msgs).map(|((k, s), m)| (k, s, m.as_slice())));
             prop_assert_eq!(batch, single.iter().all(|&ok| ok));
             // Each one alone, as a batch of one, answers as the single check.
             for (((k, s), m), alone) in sigs.iter().zip(&msgs).zip(&single) {
-                prop_assert_eq!(verify_all([(k, s, m.as_slice())]), *alone);
+                prop_assert_eq!(check_all([(k, s, m.as_slice())]), *alone);
             }
             // The owner's mixed-order signatures pass (cofactored rule) and
             // corrupted ones never do.

@@ -190,9 +190,15 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     // relay's throughput under load (docs/benchmarks.md). Every 4,000 pages
     // the same hot pages are copied once instead of four times; the WAL
     // stays at about 16 MiB.
+    //
+    // The page cache holds 64 MiB (SQLite's default is 2 MiB): pages a busy
+    // relay touches at random stay in memory rather than being read back.
+    // (Smaller pages, 1 KiB, were tried and cost more: the appended rows then
+    // span four times as many WAL frames, each its own write; see
+    // docs/benchmarks.md.)
     conn.execute_batch(&format!(
         "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}; \
-         PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16000;"
+         PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
     ))?;
     migrate(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -258,12 +258,12 @@ impl Verifier {
     /// (claims were checked by [`Verifier::parse`]). The rule is
     /// [`crate::sig`]'s, the same one the batch check applies.
     fn verify_alone(&self, req: &SignedRequest) -> Result<(), WireError> {
-        let key = req.auth.signing_key.to_bytes();
+        let key = req.auth.signing_key.as_verifying_key();
         let ok = self.audiences.iter().any(|audience| {
             let text = req
                 .auth
                 .signed_text(req.call.name(), audience, &req.args_sha256);
-            crate::sig::verify(&key, &req.auth.sig, text.as_bytes())
+            crate::sig::verify(key, &req.auth.sig, text.as_bytes())
         });
         if ok {
             Ok(())
@@ -280,21 +280,17 @@ impl Verifier {
         let Some(audience) = self.audiences.first() else {
             return false;
         };
-        let keys: Vec<[u8; 32]> = ready
-            .iter()
-            .map(|r| r.auth.signing_key.to_bytes())
-            .collect();
         let texts: Vec<String> = ready
             .iter()
             .map(|r| r.auth.signed_text(r.call.name(), audience, &r.args_sha256))
             .collect();
-        crate::sig::verify_all(
-            ready
-                .iter()
-                .zip(&keys)
-                .zip(&texts)
-                .map(|((r, k), t)| (k, &r.auth.sig, t.as_bytes())),
-        )
+        crate::sig::verify_all(ready.iter().zip(&texts).map(|(r, t)| {
+            (
+                r.auth.signing_key.as_verifying_key(),
+                &r.auth.sig,
+                t.as_bytes(),
+            )
+        }))
     }
 
     /// Parsing and the checks that come before the signature.
@@ -323,7 +319,11 @@ impl Verifier {
                 let text = Nack::signed_text(caller.as_str(), &n.hash);
                 n.sig_bytes()
                     .filter(|sig| {
-                        crate::sig::verify(&req.auth.signing_key.to_bytes(), sig, text.as_bytes())
+                        crate::sig::verify(
+                            req.auth.signing_key.as_verifying_key(),
+                            sig,
+                            text.as_bytes(),
+                        )
                     })
                     .ok_or_else(|| {
                         AuthError::Other(format!(

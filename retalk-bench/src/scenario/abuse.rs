@@ -45,6 +45,14 @@ pub struct AbuseArgs {
     /// Connections the abuser opens and trickles (half a request each).
     #[arg(long, default_value_t = 200)]
     pub slow: usize,
+    /// Local address the abuser's connections come from. The relay counts
+    /// failed verifications per client address, and on loopback every
+    /// client is 127.0.0.1 unless told otherwise: the polite client would
+    /// then share the abuser's budget and be refused with it. Any 127.x
+    /// address works on Linux; give 127.0.0.1 to share the address on
+    /// purpose.
+    #[arg(long, default_value = "127.0.0.2")]
+    pub abuser_address: std::net::IpAddr,
 }
 
 /// One phase's polite latency.
@@ -131,10 +139,16 @@ impl Statuses {
 
 /// Flood: signed sends from one identity, as fast as answers come.
 /// `users[2]` abuses, `users[3]` is the victim.
-fn flood(relay: &Relay, users: Arc<Vec<User>>, stop: Arc<AtomicBool>, seen: Arc<Statuses>) {
+fn flood(
+    relay: &Relay,
+    users: Arc<Vec<User>>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Statuses>,
+    from: std::net::IpAddr,
+) {
     let relay = relay.clone();
     tokio::spawn(async move {
-        let mut conn = Conn::new(&relay.target);
+        let mut conn = Conn::from_source(&relay.target, Some(from));
         let mut seq = 1u64 << 40;
         while !stop.load(Ordering::Relaxed) {
             let req = relay.signed(&users[2], &message(&users[3].id, 4096, seq));
@@ -149,10 +163,16 @@ fn flood(relay: &Relay, users: Arc<Vec<User>>, stop: Arc<AtomicBool>, seen: Arc<
 
 /// Bad signatures: a correctly built send whose signature is corrupted.
 /// `users[2]` abuses, `users[3]` is the victim.
-fn bad(relay: &Relay, users: Arc<Vec<User>>, stop: Arc<AtomicBool>, seen: Arc<Statuses>) {
+fn bad(
+    relay: &Relay,
+    users: Arc<Vec<User>>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Statuses>,
+    from: std::net::IpAddr,
+) {
     let relay = relay.clone();
     tokio::spawn(async move {
-        let mut conn = Conn::new(&relay.target);
+        let mut conn = Conn::from_source(&relay.target, Some(from));
         let mut seq = 1u64 << 50;
         while !stop.load(Ordering::Relaxed) {
             let mut req = relay.signed(&users[2], &message(&users[3].id, 256, seq));
@@ -176,10 +196,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Slowloris: half a request, then one header byte a second.
-fn slow(target: &Target, stop: Arc<AtomicBool>, open: Arc<AtomicU64>) {
-    let addr = format!("{}:{}", target.host, target.port);
+fn slow(target: &Target, stop: Arc<AtomicBool>, open: Arc<AtomicU64>, from: std::net::IpAddr) {
+    let target = target.clone();
     tokio::spawn(async move {
-        let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+        let Ok(mut s) = crate::http::connect_from(&target, from).await else {
             return;
         };
         open.fetch_add(1, Ordering::Relaxed);
@@ -213,13 +233,30 @@ pub async fn run_on(under: &UnderTest, args: &AbuseArgs) -> Result<AbuseReport, 
     let (floods, bads) = (Arc::new(Statuses::default()), Arc::new(Statuses::default()));
     let open = Arc::new(AtomicU64::new(0));
     for _ in 0..args.slow {
-        slow(&relay.target, stop.clone(), open.clone());
+        slow(
+            &relay.target,
+            stop.clone(),
+            open.clone(),
+            args.abuser_address,
+        );
     }
     for _ in 0..args.flood {
-        flood(relay, users.clone(), stop.clone(), floods.clone());
+        flood(
+            relay,
+            users.clone(),
+            stop.clone(),
+            floods.clone(),
+            args.abuser_address,
+        );
     }
     for _ in 0..args.bad_signatures {
-        bad(relay, users.clone(), stop.clone(), bads.clone());
+        bad(
+            relay,
+            users.clone(),
+            stop.clone(),
+            bads.clone(),
+            args.abuser_address,
+        );
     }
     // Let the abuse reach full strength before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
