@@ -337,6 +337,7 @@ impl Identity {
 
     /// Lets this identity also see the owner-wide contact list.
     pub fn set_global_contacts(&mut self, global: retalk::GlobalContacts) {
+        self.user.set_global_contacts(Some(global.clone()));
         self.global = Some(global);
     }
 

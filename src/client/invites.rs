@@ -134,8 +134,14 @@ pub(crate) enum RequestOutcome {
     Rejected(&'static str),
 }
 
-/// A contact name for the redeemer that stands for no other contact.
-fn free_contact_name(t: &Tx<'_>, want: &str, id: &str) -> Result<String, ClientError> {
+/// A contact name for the redeemer that stands for no other contact, here
+/// or in the owner-wide list (`global`: its names and ids).
+fn free_contact_name(
+    t: &Tx<'_>,
+    want: &str,
+    id: &str,
+    global: &[(String, String)],
+) -> Result<String, ClientError> {
     let clean: String = super::error::sanitize(want)
         .trim()
         .trim_start_matches('~')
@@ -149,7 +155,11 @@ fn free_contact_name(t: &Tx<'_>, want: &str, id: &str) -> Result<String, ClientE
     };
     let mut name = base.clone();
     let mut n = 1;
-    while t.peer_by_name(&name)?.is_some_and(|p| p.id != id) {
+    let taken = |name: &str| -> Result<bool, ClientError> {
+        Ok(t.peer_by_name(name)?.is_some_and(|p| p.id != id)
+            || global.iter().any(|(n, i)| n == name && i != id))
+    };
+    while taken(&name)? {
         n += 1;
         name = format!("{base}-{n}");
     }
@@ -162,6 +172,7 @@ pub(crate) fn on_request(
     sender: &str,
     code: &str,
     card: &serde_json::Value,
+    global: &[(String, String)],
 ) -> Result<RequestOutcome, ClientError> {
     let field = |k: &str| card.get(k).and_then(|v| v.as_str()).unwrap_or("");
     let (ik, sk) = (field("identity_key"), field("signing_key"));
@@ -196,7 +207,7 @@ pub(crate) fn on_request(
         Some(p) => p.name,
         None => {
             let want = row.peer.clone().unwrap_or_else(|| field("name").to_owned());
-            free_contact_name(t, &want, sender)?
+            free_contact_name(t, &want, sender, global)?
         }
     };
     t.peer_upsert(&PeerRow {

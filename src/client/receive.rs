@@ -316,6 +316,15 @@ impl User {
         let from = sender.as_str();
         let me = self.user_id();
         let policy = self.adopt_policy();
+        // names of the owner-wide list: an invite's redeemer never gets one
+        let global_names: Vec<(String, String)> = match &self.global {
+            Some(g) if matches!(envelope, Ok(Envelope::ContactRequest { .. })) => g
+                .list()?
+                .into_iter()
+                .map(|c| (c.name, c.id.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
         let cap = self.store.read(|t| t.meta("group_cap"))?;
         let cap = cap
             .and_then(|c| c.parse().ok())
@@ -402,7 +411,7 @@ impl User {
                 }
                 Ok(Envelope::ContactRequest { id, code, card }) => {
                     let name = card.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                    match on_request(t, from, code, card)? {
+                    match on_request(t, from, code, card, &global_names)? {
                         RequestOutcome::Accepted { name: saved, card } => {
                             t.processed_insert(&hash, id, from)?;
                             t.delivered_insert_value(

@@ -49,6 +49,9 @@ pub struct User {
     /// times per command; anything that changes the account (new keys, an
     /// inbound session) loads it fresh under the store lock instead.
     signer: Account,
+    /// The owner-wide contact list, when the caller set one
+    /// ([`set_global_contacts`](Self::set_global_contacts)).
+    pub(crate) global: Option<super::GlobalContacts>,
     /// Who this instance is when it holds delivered messages (`hold`):
     /// other instances, in this process or another, leave them alone while
     /// this one is alive (see `claims`).
@@ -196,7 +199,14 @@ impl User {
             signer: account,
             claimant: hex::encode(rand::random::<[u8; 8]>()),
             claim_lock: Mutex::new(None),
+            global: None,
         })
+    }
+
+    /// Lets this identity also see an owner-wide contact list: a name
+    /// there is never given to a redeemer of an invite code.
+    pub fn set_global_contacts(&mut self, global: Option<super::GlobalContacts>) {
+        self.global = global;
     }
 
     /// Whether `dir` holds an identity (this crate's, or a Python 0.0.1

@@ -380,3 +380,35 @@ async fn a_post_from_someone_not_on_our_roster_is_not_shown_as_the_rooms() {
         Some(g.id.as_str())
     );
 }
+
+/// A redeemer's self-chosen name does not shadow a contact of the
+/// owner-wide list either (the list every identity of the person sees).
+#[tokio::test]
+async fn a_redeemers_name_never_shadows_an_owner_wide_contact() {
+    let relay = TestRelay::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut alice = user(tmp.path(), "alice", &relay.url()).await;
+    let carol = user(tmp.path(), "carol", &relay.url()).await;
+    let other = user(tmp.path(), "other", &relay.url()).await;
+    let global = retalk::GlobalContacts::in_home(&tmp.path().join("home"));
+    global.add(Some("carol"), &other.user_id(), false).unwrap();
+    alice.set_global_contacts(Some(global.clone()));
+    let code = alice.invites().create(None, false, None).unwrap();
+    carol
+        .invites()
+        .request(&alice.user_id(), &code.code, None)
+        .await
+        .unwrap();
+    let recs = alice.invites().watch().await.unwrap();
+    assert_eq!(recs[0]["kind"], "contact_accepted", "{recs:?}");
+    assert_eq!(recs[0]["name"], "carol-2", "{recs:?}");
+    assert_eq!(
+        alice.contacts().get("carol-2").unwrap().unwrap().id,
+        carol.user_id()
+    );
+    assert_eq!(
+        global.get("carol").unwrap().unwrap().id,
+        other.user_id(),
+        "the owner-wide carol is untouched"
+    );
+}
