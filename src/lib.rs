@@ -22,8 +22,8 @@ pub use client::{
     overlay_contacts, AddOptions, Added, AdoptPolicy, Blocklist, ClientError, Contact, Contacts,
     CreateOptions, DeliveryProblem, Direction, FailedCopy, GlobalContacts, Group, GroupRef,
     GroupSend, Groups, History, HistoryEntry, Inbox, Invite, Invites, Joined, Left,
-    MaintainOptions, MaintainReport, Message, NewInvite, OlmSigner, Peer, ReceiveOptions, User,
-    ADOPT_SETTING, DEFAULT_EXPIRY_DAYS, DEFAULT_GROUP_CAP, GLOBAL_CONTACTS_FILE,
+    MaintainOptions, MaintainReport, Message, NewInvite, OlmSigner, Peer, ReceiveOptions,
+    SharedCard, User, ADOPT_SETTING, DEFAULT_EXPIRY_DAYS, DEFAULT_GROUP_CAP, GLOBAL_CONTACTS_FILE,
 };
 pub use proto::UserId;
 pub use store::{KdfParams, StoreError, StoreKeys};

@@ -303,6 +303,10 @@ What the relay sees: that you fetched your mailbox, and when.",
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::verify::HELP)]
     Verify(crate::commands::verify::Args),
 
+    /// Introduce a contact to a peer: send them its card, encrypted
+    #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::share::HELP)]
+    Share(crate::commands::share::Args),
+
     /// Save a contact from its card (the JSON of `retalk id --json`)
     #[command(after_help = SHORT_FOOTER, after_long_help = crate::commands::import::HELP)]
     Import(crate::commands::import::Args),

@@ -535,6 +535,11 @@ impl Identity {
         self.user.send(&id, text).await.map_err(client_error)
     }
 
+    /// The contacts (library handle; errors go through [`client_error`]).
+    pub fn contacts_handle(&self) -> retalk::Contacts<'_> {
+        self.user.contacts()
+    }
+
     /// The rooms (library handle; errors go through [`client_error`]).
     pub fn groups(&self) -> retalk::Groups<'_> {
         self.user.groups()

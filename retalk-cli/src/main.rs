@@ -81,6 +81,7 @@ fn run(cli: &Cli, dialect_03: bool) -> Result<(), CliError> {
             Command::Verify(a) => commands::verify::run(&ctx, a).await,
             Command::Contacts(a) => commands::contacts::run(&ctx, a).await,
             Command::Import(a) => commands::import::run(&ctx, a).await,
+            Command::Share(a) => commands::share::run(&ctx, a).await,
             Command::Block(a) => commands::block::run(&ctx, a).await,
             Command::History(a) => commands::history::run(&ctx, a).await,
             Command::Show(a) => commands::show::run(&ctx, a).await,

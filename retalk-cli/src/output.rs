@@ -44,6 +44,7 @@ impl Received {
     /// The JSON line, in retalk 0.3.0's shapes: a chat message
     /// `{"id","from","name","text"}` (a group post adds `"group"` and
     /// `"group_id"`); `group_leave` `{"id","from","name","kind","group_id"}`;
+    /// `contact` (a shared card) `{"id","from","name","kind","card"}`;
     /// `contact_accepted` `{"kind","code","from","name","card"}`;
     /// `contact_request_rejected` `{"kind","from","reason"}`; and ours,
     /// `group_members` / `group_invitation`: `{"kind","from","name",
@@ -70,6 +71,12 @@ impl Received {
                 .with("name", s(&self.name))
                 .with("kind", s("group_leave"))
                 .with("group_id", get("group_id")),
+            "contact" => Ordered::default()
+                .with("id", s(&self.id))
+                .with("from", s(&self.from))
+                .with("name", s(&self.name))
+                .with("kind", s("contact"))
+                .with("card", get("card")),
             "contact_accepted" => Ordered::default()
                 .with("kind", s("contact_accepted"))
                 .with("code", get("code"))
@@ -126,6 +133,20 @@ impl Received {
                 list("added"),
                 list("removed")
             ),
+            "contact" => {
+                let card = n.get("card");
+                let f = |k: &str| {
+                    card.and_then(|c| c.get(k))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                format!(
+                    "shares a contact: {} ({}); save it with `retalk import --inbox`",
+                    one_line(&f("name")),
+                    one_line(&f("fingerprint"))
+                )
+            }
             "contact_accepted" => format!("redeemed an invite code; saved as {}", one_line(&s("name"))),
             "contact_request_rejected" => format!("contact request refused ({})", s("reason")),
             other => format!("sent a {} record", one_line(other)),

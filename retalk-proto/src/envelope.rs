@@ -60,6 +60,17 @@ pub enum Envelope {
         /// `signing_key`, `verified` (as sent; the receiver checks it).
         card: Value,
     },
+    /// `{"id", "kind": "contact", "name", "card"}` (0.3.x `share`): an
+    /// introduction of a third user, their contact card.
+    Contact {
+        /// The message id.
+        id: String,
+        /// The sharer's self-chosen name.
+        name: String,
+        /// The shared card: `fingerprint`, `name`, and `identity_key` /
+        /// `signing_key` when the sharer verified them (the receiver checks).
+        card: Value,
+    },
     /// Any other kind: recognised as well formed, not understood.
     Other {
         /// The `kind` field.
@@ -141,7 +152,8 @@ impl Envelope {
             | Envelope::Ack { id }
             | Envelope::GroupMsg { id, .. }
             | Envelope::GroupLeave { id, .. }
-            | Envelope::ContactRequest { id, .. } => Some(id),
+            | Envelope::ContactRequest { id, .. }
+            | Envelope::Contact { id, .. } => Some(id),
             Envelope::Other { id, .. } => id.as_deref(),
         }
     }
@@ -177,6 +189,15 @@ impl Envelope {
                 id: id.unwrap_or_default(),
                 group_id: str_field("group_id").unwrap_or_default(),
                 name: str_field("name"),
+            },
+            "contact" if id.is_some() => Envelope::Contact {
+                id: id.unwrap_or_default(),
+                name: str_field("name").unwrap_or_default(),
+                card: obj
+                    .get("card")
+                    .filter(|c| c.is_object())
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new())),
             },
             "contact_request" if id.is_some() => Envelope::ContactRequest {
                 id: id.unwrap_or_default(),
@@ -239,6 +260,12 @@ impl Envelope {
                 m.insert("id".into(), id.as_str().into());
                 m.insert("kind".into(), "contact_request".into());
                 m.insert("code".into(), code.as_str().into());
+                m.insert("card".into(), card.clone());
+            }
+            Envelope::Contact { id, name, card } => {
+                m.insert("id".into(), id.as_str().into());
+                m.insert("kind".into(), "contact".into());
+                m.insert("name".into(), name.as_str().into());
                 m.insert("card".into(), card.clone());
             }
             Envelope::Other { kind, id } => {

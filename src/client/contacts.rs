@@ -29,6 +29,36 @@ impl Contact {
     pub fn verified(&self) -> bool {
         self.identity_key.is_some() && self.signing_key.is_some()
     }
+
+    /// The contact's card, as `share` sends it and 0.3.x's `contacts --show
+    /// --json` prints it: `fingerprint`, `name` (`as_name`, else the saved
+    /// one; empty for a contact saved by id alone), both keys only when
+    /// they were verified, and `verified`.
+    pub fn card(&self, as_name: Option<&str>) -> serde_json::Value {
+        let id = self.id.to_string();
+        let name = as_name.map(str::to_owned).unwrap_or_else(|| {
+            if self.name == id {
+                String::new()
+            } else {
+                self.name.clone()
+            }
+        });
+        let verified = self.verified();
+        let key = |k: &Option<String>| {
+            if verified {
+                k.clone().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        serde_json::json!({
+            "fingerprint": id,
+            "name": name,
+            "identity_key": key(&self.identity_key),
+            "signing_key": key(&self.signing_key),
+            "verified": verified,
+        })
+    }
 }
 
 /// Checks that `identity_key` is a Curve25519 key and that the two keys
@@ -224,5 +254,112 @@ impl Contacts<'_> {
             });
         }
         Ok((keys.identity_key, keys.signing_key))
+    }
+}
+
+/// A shared card made ready for the contact inbox: `None` unless its
+/// `fingerprint` is a user id and its keys, if any, are both there and hash
+/// to it (a card's word is never trusted).
+pub(crate) fn stage_card(
+    card: &serde_json::Value,
+    from: &str,
+    from_name: &str,
+    msg_id: &str,
+) -> Option<crate::store::StagedContact> {
+    let field = |k: &str| {
+        card.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let fp = field("fingerprint").to_ascii_lowercase();
+    UserId::parse(&fp, "card").ok()?;
+    let (ik, sk) = (field("identity_key"), field("signing_key"));
+    let keys = match (ik.is_empty(), sk.is_empty()) {
+        (true, true) => None,
+        (false, false) if fingerprint(&ik, &sk) == fp => Some((ik, sk)),
+        _ => return None,
+    };
+    Some(crate::store::StagedContact {
+        fingerprint: fp,
+        name: super::error::sanitize(&field("name")).trim().to_owned(),
+        keys,
+        from: from.to_owned(),
+        from_name: from_name.to_owned(),
+        msg_id: msg_id.to_owned(),
+    })
+}
+
+/// A card a peer shared, waiting in the contact inbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedCard {
+    /// The introduced user's id.
+    pub fingerprint: UserId,
+    /// The name the sharer recommends (may be empty).
+    pub name: String,
+    /// Its identity key, when the card carried checked keys.
+    pub identity_key: Option<String>,
+    /// Its signing key, likewise.
+    pub signing_key: Option<String>,
+    /// Who shared it.
+    pub from: String,
+    /// The sharer's name as shown then.
+    pub from_name: String,
+    /// The message that carried it.
+    pub msg_id: String,
+}
+
+impl SharedCard {
+    /// The card carries keys checked against its id.
+    pub fn verified(&self) -> bool {
+        self.identity_key.is_some() && self.signing_key.is_some()
+    }
+}
+
+impl Contacts<'_> {
+    /// Sends `card` (see [`Contact::card`]) to `to`, encrypted, as
+    /// 0.3.x's `share` does: kept in the outbox until `to` acknowledges it.
+    /// Returns the message id.
+    pub async fn share(&self, to: &UserId, card: serde_json::Value) -> Result<String, ClientError> {
+        let user = self.user;
+        user.relay()?;
+        if *to == user.user_id() {
+            return Err(ClientError::SelfSend(to.clone()));
+        }
+        let _lock = user.lock().await?;
+        let id: [u8; 16] = rand::random();
+        let envelope = crate::proto::Envelope::Contact {
+            id: hex::encode(id),
+            name: user.name.clone(),
+            card,
+        };
+        user.send_envelope_locked(to, &envelope, false).await
+    }
+
+    /// The cards peers shared with this identity, not imported yet.
+    pub fn inbox(&self) -> Result<Vec<SharedCard>, ClientError> {
+        let rows = self.user.store.read(|t| t.contact_inbox())?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(SharedCard {
+                    fingerprint: UserId::parse(&r.fingerprint, "card").ok()?,
+                    name: r.name,
+                    identity_key: r.keys.as_ref().map(|(ik, _)| ik.clone()),
+                    signing_key: r.keys.map(|(_, sk)| sk),
+                    from: r.from,
+                    from_name: r.from_name,
+                    msg_id: r.msg_id,
+                })
+            })
+            .collect())
+    }
+
+    /// Forgets a staged card (after it was imported).
+    pub fn inbox_remove(&self, fingerprint: &UserId) -> Result<(), ClientError> {
+        Ok(self
+            .user
+            .store
+            .tx(|t| t.contact_inbox_delete(fingerprint.as_str()))?)
     }
 }

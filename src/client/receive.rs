@@ -444,9 +444,24 @@ impl User {
                     t.processed_insert(&hash, "", from)?;
                     t.outbox_delete(id, Some(from))?;
                 }
-                // Kinds this client does not know (0.3.x shared contacts,
-                // ...) are acknowledged, so their sender stops re-sending,
-                // and otherwise ignored.
+                // A shared contact card (0.3.x `share`): staged for
+                // `import --inbox` when it is well formed (keys, if any,
+                // must hash to its id), and shown as 0.3.x's record.
+                Ok(Envelope::Contact { id, name, card }) => {
+                    t.processed_insert(&hash, id, from)?;
+                    if let Some(staged) = super::contacts::stage_card(card, from, name, id) {
+                        t.contact_inbox_put(&staged)?;
+                    }
+                    t.delivered_insert_value(
+                        from,
+                        id,
+                        &serde_json::json!({"name": name,
+                            "notice": {"kind": "contact", "card": card}}),
+                    )?;
+                    t.ack_insert(from, id)?;
+                }
+                // Kinds this client does not know are acknowledged, so their
+                // sender stops re-sending, and otherwise ignored.
                 Ok(Envelope::Other { id, .. }) => {
                     let id = id.as_deref().unwrap_or("");
                     t.processed_insert(&hash, id, from)?;

@@ -16,6 +16,7 @@
 
 mod acks;
 mod blocked;
+mod contact_inbox;
 pub mod crypto;
 mod groups;
 mod history;
@@ -39,6 +40,7 @@ use vodozemac::olm::Account;
 pub use crypto::{KdfParams, StoreKeys};
 pub use lock::StoreLock;
 
+pub use contact_inbox::StagedContact;
 pub use groups::GroupRow;
 pub use history::HistoryRow;
 pub use inbox::InboxRow;

@@ -46,7 +46,7 @@
 
 /// The migrations, in order: `MIGRATIONS[i]` turns version `i` into `i + 1`.
 /// Append only; never edit a released one.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The version this code writes and reads.
 pub const FORMAT_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -177,6 +177,22 @@ CREATE TABLE IF NOT EXISTS invites(
 );
 ALTER TABLE history ADD COLUMN gid TEXT;
 CREATE INDEX IF NOT EXISTS history_by_group ON history(gid, seq);
+";
+
+/// Version 4: cards peers shared with this identity (0.3.x `share`),
+/// waiting for `import --inbox`. One row per introduced user, newest share
+/// wins. Public data (ids, names, public keys), like `peers`.
+const V4: &str = "
+CREATE TABLE IF NOT EXISTS contact_inbox(
+    fingerprint TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    identity_key TEXT,
+    signing_key TEXT,
+    from_fp TEXT NOT NULL,
+    from_name TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    ts REAL NOT NULL
+);
 ";
 
 /// Applies the migrations from version `from` to [`FORMAT_VERSION`] (all of

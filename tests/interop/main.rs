@@ -29,6 +29,7 @@ mod olm;
 mod relay_py001;
 mod relay_py030;
 mod rust_client_py_relay;
+mod share03;
 mod takeover03;
 
 /// One test: its name, whether it needs the Python reference, its body.
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         ("relay_py001", relay_py001::CASES),
         ("relay_py030", relay_py030::CASES),
         ("rust_client_py_relay", rust_client_py_relay::CASES),
+        ("share03", share03::CASES),
         ("takeover03", takeover03::CASES),
     ];
     let selected = |name: &str| match &args.filter {

@@ -1,6 +1,8 @@
 //! `retalk import [CARD|-] [--as NAME] [--override]`: save a contact from
 //! its card, the JSON `retalk id --json` (or 0.3.x `contacts --show`)
 //! prints: `{"fingerprint", "name", "identity_key", "signing_key", ...}`.
+//! `import --inbox [NAME|ID] [--list [--json]]`: the cards peers shared
+//! (`retalk share`), which `receive` staged.
 
 use super::add::{check_peer_name, looks_like_id};
 use super::Ctx;
@@ -23,6 +25,20 @@ pub struct Args {
     /// Re-point a name that already stands for another id
     #[arg(long = "override")]
     pub replace: bool,
+
+    /// Import from the contact inbox (cards peers shared with `retalk
+    /// share`, staged by `receive`); CARD then names one staged card (its
+    /// name or id), else all are imported
+    #[arg(long)]
+    pub inbox: bool,
+
+    /// With --inbox: list the staged cards, import nothing
+    #[arg(long, requires = "inbox")]
+    pub list: bool,
+
+    /// With --inbox --list: one JSON object per staged card
+    #[arg(long, requires = "list")]
+    pub json: bool,
 }
 
 /// The `--help` text after the options.
@@ -35,10 +51,18 @@ contact is verified without asking the relay. A card without keys saves an
 unverified contact, like `retalk add`. Other fields (\"relay\", \"verified\",
 \"user_id\") are ignored: a card's word is not proof.
 
+With --inbox the cards come from the contact inbox: those peers sent with
+`retalk share`, staged by `receive` (0.3.x's record {\"kind\": \"contact\"}).
+A staged card whose keys do not hash to its id was never staged. Each import
+moves the card out of the inbox; one refused (its name taken, say) stays.
+
 Examples:
   retalk id --json -u bob > bob.card      on Bob's side
   retalk import \"$(cat bob.card)\" -u alice
   retalk import - --as bobby -u alice < bob.card
+  retalk import --inbox --list -u alice   cards peers shared with you
+  retalk import --inbox -u alice          save them all as contacts
+  retalk import --inbox bob --as bobby    just one, under your own name
 
 ",
     crate::common_help!()
@@ -107,8 +131,120 @@ pub fn parse(text: &str, as_name: Option<&str>) -> Result<Card, CliError> {
     })
 }
 
+/// `import --inbox`: list or import the staged cards.
+async fn run_inbox(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if args.list && args.as_name.is_some() {
+        return Err(CliError::usage(
+            "--as has no meaning with --list (nothing is imported)",
+        ));
+    }
+    let opened = ctx.open(true).await?;
+    let me = &opened.identity;
+    let contacts = me.contacts_handle();
+    let mut cards = contacts.inbox().map_err(crate::backend::client_error)?;
+    if args.list {
+        let mut out = output::Lines::stdout();
+        for c in &cards {
+            let via = if c.from_name.is_empty() {
+                &c.from
+            } else {
+                &c.from_name
+            };
+            out.line(&if args.json {
+                output::json_line(&serde_json::json!({
+                    "fingerprint": c.fingerprint.as_str(), "name": c.name,
+                    "identity_key": c.identity_key.clone().unwrap_or_default(),
+                    "signing_key": c.signing_key.clone().unwrap_or_default(),
+                    "from_fp": c.from, "from_name": c.from_name, "msg_id": c.msg_id,
+                    "verified": c.verified(),
+                }))
+            } else {
+                format!(
+                    "{}\t{}\t{}\tfrom {}",
+                    output::one_line(&c.name),
+                    c.fingerprint,
+                    if c.verified() {
+                        "verified"
+                    } else {
+                        "unverified"
+                    },
+                    output::one_line(via)
+                )
+            })?;
+        }
+        return Ok(());
+    }
+    if let Some(sel) = args.card.as_deref() {
+        cards.retain(|c| c.name == sel || c.fingerprint.as_str() == sel);
+        if cards.is_empty() {
+            return Err(CliError::refusal(format!(
+                "no staged contact matching '{}'",
+                output::one_line(sel)
+            ))
+            .hint("see `retalk import --inbox --list`"));
+        }
+    }
+    if args.as_name.is_some() && cards.len() != 1 {
+        return Err(CliError::usage(
+            "--as needs exactly one contact: name the staged card to import",
+        ));
+    }
+    if cards.is_empty() {
+        output::note("import --inbox: inbox empty");
+        return Ok(());
+    }
+    let (mut imported, mut refused) = (0, 0);
+    for c in &cards {
+        let name = args.as_name.clone().unwrap_or_else(|| c.name.clone());
+        let id = c.fingerprint.to_string();
+        let saved = check_peer_name(&name)
+            .map_err(|e| e.hint("pass `--as NAME` to choose one"))
+            .and_then(|()| me.add_contact(&name, &id, args.replace).map(|_| ()))
+            .and_then(|()| match (&c.identity_key, &c.signing_key) {
+                (Some(ik), Some(sk)) => me.verify_keys(&id, ik, sk),
+                _ => Ok(()),
+            });
+        match saved {
+            Ok(()) => {
+                contacts
+                    .inbox_remove(&c.fingerprint)
+                    .map_err(crate::backend::client_error)?;
+                imported += 1;
+                output::note(&format!(
+                    "imported contact '{}' ({id}) [{}]",
+                    output::one_line(&name),
+                    if c.verified() {
+                        "verified"
+                    } else {
+                        "unverified"
+                    }
+                ));
+            }
+            Err(e) => {
+                refused += 1;
+                output::note(&format!(
+                    "retalk: kept staged (not imported): {}",
+                    output::one_line(&e.message)
+                ));
+            }
+        }
+    }
+    output::note(&format!(
+        "import --inbox: {imported} imported, {refused} refused"
+    ));
+    if refused > 0 {
+        return Err(CliError::refusal(format!(
+            "{refused} staged contact(s) not imported"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `retalk import`.
 pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
+    if args.inbox {
+        return run_inbox(ctx, args).await;
+    }
     let text = match args.card.as_deref() {
         None | Some("-") => {
             let mut s = String::new();

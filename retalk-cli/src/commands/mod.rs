@@ -18,6 +18,7 @@ pub mod receive;
 pub mod register;
 pub mod request;
 pub mod send;
+pub mod share;
 pub mod show;
 pub mod sync;
 pub mod verify;

@@ -206,9 +206,10 @@ async fn unknown_kinds_are_acked_and_ignored_and_bad_mail_does_not_stop_the_rest
         .await;
     raw.send_raw(&bob.user_id(), 0, STANDARD.encode(b"not olm"))
         .await;
-    // Then a 0.3.x-style contact card and a chat message on a real session.
+    // Then a kind this client does not know (a later release's) and a chat
+    // message on a real session.
     let mut s = raw.start_session(&bob.user_id()).await;
-    let card = r#"{"id":"11111111111111111111111111111111","kind":"contact","card":{"name":"x"}}"#;
+    let card = r#"{"id":"11111111111111111111111111111111","kind":"future_kind","card":{"name":"x"}}"#;
     raw.send_plain(&mut s, &bob.user_id(), card).await;
     raw.send_plain(
         &mut s,
@@ -225,7 +226,7 @@ async fn unknown_kinds_are_acked_and_ignored_and_bad_mail_does_not_stop_the_rest
     assert_eq!(inbox.problems.len(), 2, "{:?}", inbox.problems);
     assert!(inbox.problems.iter().all(|p| p.from == raw.id()));
 
-    // The raw peer gets acknowledgements for both the card and the chat.
+    // The raw peer gets acknowledgements for both the unknown kind and the chat.
     let mail = raw.call(&ReadMessages::default()).await.unwrap();
     // (Acknowledgements are uploaded a few at a time: any order.)
     let mut acked: Vec<String> = mail

@@ -128,7 +128,7 @@ async fn default_key_derivation_is_argon2id_19mib_2_passes_2_lanes() {
     assert_eq!(meta("a", "kdf_m_kib"), "19456");
     assert_eq!(meta("a", "kdf_t"), "2");
     assert_eq!(meta("a", "kdf_p"), "2");
-    assert_eq!(meta("a", "format_version"), "3");
+    assert_eq!(meta("a", "format_version"), "4");
     assert_eq!(meta("a", "kdf_salt").len(), 32);
     assert_ne!(
         meta("a", "kdf_salt"),
