@@ -55,6 +55,7 @@ use serde::Serialize;
 use crate::proto::UserId;
 
 pub use blocklist::Blocklist;
+pub(crate) use contacts::stage_card;
 pub use contacts::{AddOptions, Added, Contact, Contacts, SharedCard};
 pub use error::ClientError;
 pub use global::{overlay as overlay_contacts, GlobalContacts, GLOBAL_CONTACTS_FILE};

@@ -606,6 +606,9 @@ fn write_store_03(
         for b in &py.blocked {
             t.block(b.as_str())?;
         }
+        for c in &py.contact_inbox {
+            t.contact_inbox_put(c)?;
+        }
         for m in &py.history {
             t.history_insert(&store::HistoryRow {
                 msg_id: m.msg_id.clone(),

@@ -86,6 +86,9 @@ pub struct Python03Identity {
     /// Rows this project's store has no place for yet, by table, with their
     /// count (only non-empty tables). They stay in the backup folder.
     pub not_carried: Vec<(&'static str, usize)>,
+    /// Cards peers shared, staged for `import --inbox` (only those whose
+    /// keys, if any, hash to their id).
+    pub contact_inbox: Vec<crate::store::StagedContact>,
 }
 
 impl std::fmt::Debug for Python03Identity {
@@ -176,7 +179,7 @@ pub struct SavedInvite {
 }
 
 /// Tables whose rows have no home in this project's store yet.
-const NOT_CARRIED: &[&str] = &["received_contacts"];
+const NOT_CARRIED: &[&str] = &[];
 
 /// The key that opens the reference's saved-message bodies.
 fn at_rest(store_key: &[u8; 32]) -> PkDecryption {
@@ -501,6 +504,33 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
         }
     }
 
+    let mut contact_inbox = Vec::new();
+    if table_exists(&conn, "received_contacts").map_err(e)? {
+        let mut stmt = conn
+            .prepare(
+                "SELECT fingerprint, name, identity_key, signing_key, from_fp, from_name, msg_id \
+                 FROM received_contacts",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let f = |i: usize| -> rusqlite::Result<String> {
+                    Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
+                };
+                Ok([f(0)?, f(1)?, f(2)?, f(3)?, f(4)?, f(5)?, f(6)?])
+            })
+            .map_err(e)?;
+        for row in rows {
+            let [fp, name, ik, sk, from, from_name, msg_id] = row.map_err(e)?;
+            let card = serde_json::json!({"fingerprint": fp, "name": name,
+                "identity_key": ik, "signing_key": sk});
+            // a card that would not be staged today is not carried either
+            if let Some(c) = crate::client::stage_card(&card, &from, &from_name, &msg_id) {
+                contact_inbox.push(c);
+            }
+        }
+    }
+
     let mut not_carried = Vec::new();
     for table in NOT_CARRIED {
         if table_exists(&conn, table).map_err(e)? {
@@ -533,5 +563,6 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
         left_groups,
         invites,
         not_carried,
+        contact_inbox,
     })
 }

@@ -105,6 +105,14 @@ fn a_python_030_identity_is_taken_over_and_the_conversation_continues() {
         texts(&ok(pyb(&["receive", "--all"]), "py bob receive")),
         ["hello bob"]
     );
+    // Bob introduces "carol" to Alice; her 0.3.0 receive stages the card
+    ok(pyb(&["add", carol, "--peer", "carol"]), "py bob add carol");
+    ok(pyb(&["share", "--peer", "alice", "carol"]), "py bob share");
+    let card = lines(&ok(
+        pya(&["receive", "--peer", "bob"]),
+        "py alice gets the card",
+    ));
+    assert_eq!(card[0]["kind"], "contact", "{card:?}");
     ok(pyb(&["send", "--peer", "alice", "hi alice"]), "py bob send");
     assert_eq!(
         texts(&ok(
@@ -164,6 +172,21 @@ fn a_python_030_identity_is_taken_over_and_the_conversation_continues() {
             ("in".to_owned(), "waiting on the relay".to_owned()),
         ]
     );
+
+    // The staged card came along, for `import --inbox`.
+    let staged = lines(&ok(
+        ours(&["import", "--inbox", "--list", "--json"]),
+        "our inbox list",
+    ));
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert_eq!(
+        (
+            staged[0]["name"].as_str(),
+            staged[0]["fingerprint"].as_str()
+        ),
+        (Some("carol"), Some(carol))
+    );
+    assert_eq!(staged[0]["from_fp"], bob.as_str());
 
     // The Olm sessions carried on: Bob (still Python 0.3.0) reads ours.
     ok(

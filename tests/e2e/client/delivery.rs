@@ -209,7 +209,8 @@ async fn unknown_kinds_are_acked_and_ignored_and_bad_mail_does_not_stop_the_rest
     // Then a kind this client does not know (a later release's) and a chat
     // message on a real session.
     let mut s = raw.start_session(&bob.user_id()).await;
-    let card = r#"{"id":"11111111111111111111111111111111","kind":"future_kind","card":{"name":"x"}}"#;
+    let card =
+        r#"{"id":"11111111111111111111111111111111","kind":"future_kind","card":{"name":"x"}}"#;
     raw.send_plain(&mut s, &bob.user_id(), card).await;
     raw.send_plain(
         &mut s,
