@@ -183,7 +183,7 @@ pub async fn open(dir: &Path, passphrase: &str) -> Result<Identity, CliError> {
 
 /// The note printed after taking over a Python identity.
 fn took_over(m: &retalk::migrate::Migrated) -> String {
-    let mut s = format!(
+    format!(
         "retalk: took over the {} identity in {} (same user id): {} contacts, {} sessions, \
          {} unacknowledged, {} saved messages, {} blocked; its original files are in {}",
         m.from.label(),
@@ -194,19 +194,7 @@ fn took_over(m: &retalk::migrate::Migrated) -> String {
         m.history,
         m.blocked,
         m.backup.display()
-    );
-    if !m.not_carried.is_empty() {
-        let left: Vec<String> = m
-            .not_carried
-            .iter()
-            .map(|(table, n)| format!("{n} {table}"))
-            .collect();
-        s.push_str(&format!(
-            "; not carried (kept in the backup only): {}",
-            left.join(", ")
-        ));
-    }
-    s
+    )
 }
 
 /// Makes an identity folder private (0700) if it is not: a folder that

@@ -167,9 +167,6 @@ pub struct Migrated {
     pub history: usize,
     /// Blocked senders carried over (0.3.x).
     pub blocked: usize,
-    /// Rows left in the backup only, by table (0.3.x
-    /// shared contacts, which this store does not keep yet).
-    pub not_carried: Vec<(&'static str, usize)>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> MigrateError + '_ {
@@ -280,7 +277,6 @@ pub fn migrate_python_001(
                 processed: py.processed.len(),
                 history: 0,
                 blocked: 0,
-                not_carried: Vec::new(),
             })
         },
     )
@@ -412,6 +408,40 @@ fn sync_dir(dir: &Path) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// The empty store a take-over fills, in `staging`.
+fn new_store(
+    staging: &Path,
+    secret: &str,
+    kdf: KdfParams,
+    name: &str,
+    relay_url: Option<&str>,
+) -> Result<Store, MigrateError> {
+    let (store, _fresh) = Store::create(
+        staging,
+        NewIdentity {
+            passphrase: secret,
+            name,
+            relay_url,
+            kdf,
+        },
+    )?;
+    Ok(store)
+}
+
+/// The sender to record with the reference's processed hashes, which name
+/// none. Sessions are never deleted there and every processed hash comes
+/// from a message decrypted with the sender's session, so when all sessions
+/// are with one peer every hash is that peer's; otherwise the sender is
+/// unknown (""). `sessions` is ordered by peer.
+fn only_peer(sessions: &[(crate::UserId, vodozemac::olm::Session)]) -> String {
+    let mut peers: Vec<&str> = sessions.iter().map(|(p, _)| p.as_str()).collect();
+    peers.dedup();
+    match peers.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// Builds the new store in `staging`; returns how many sessions it holds.
 fn write_store(
     staging: &Path,
@@ -420,24 +450,9 @@ fn write_store(
     py: &PythonIdentity,
     py_sessions: Vec<(crate::UserId, vodozemac::olm::Session)>,
 ) -> Result<usize, MigrateError> {
-    let (store, _fresh) = Store::create(
-        staging,
-        NewIdentity {
-            passphrase: secret,
-            name: &py.name,
-            relay_url: py.server_url.as_deref(),
-            kdf,
-        },
-    )?;
+    let store = new_store(staging, secret, kdf, &py.name, py.server_url.as_deref())?;
     let own_key = py.account.curve25519_key().to_base64();
-    // In 0.0.1 sessions are never deleted and every processed hash comes
-    // from a message decrypted with the sender's session, so with a single
-    // session peer every processed hash is that peer's. With several, the
-    // sender of each is unknown (recorded as "").
-    let only_peer = match py_sessions.as_slice() {
-        [(peer, _)] => peer.as_str().to_owned(),
-        _ => String::new(),
-    };
+    let only_peer = only_peer(&py_sessions);
     let pins: std::collections::HashMap<&str, &str> = py
         .peers
         .iter()
@@ -544,24 +559,9 @@ fn write_store_03(
     kdf: KdfParams,
     mut py: python03::Python03Identity,
 ) -> Result<Migrated, MigrateError> {
-    let (store, _fresh) = Store::create(
-        staging,
-        NewIdentity {
-            passphrase: secret,
-            name: &py.name,
-            relay_url: py.server_url.as_deref(),
-            kdf,
-        },
-    )?;
+    let store = new_store(staging, secret, kdf, &py.name, py.server_url.as_deref())?;
     let own_key = py.account.curve25519_key().to_base64();
-    // 0.3.x records no sender with a processed hash; with one peer it can
-    // only be that peer's (see write_store).
-    let mut peers_with_sessions: Vec<&str> = py.sessions.iter().map(|(p, _)| p.as_str()).collect();
-    peers_with_sessions.dedup();
-    let only_peer = match peers_with_sessions.as_slice() {
-        [one] => (*one).to_owned(),
-        _ => String::new(),
-    };
+    let only_peer = only_peer(&py.sessions);
     let pins: std::collections::HashMap<&str, &str> = py
         .contacts
         .iter()
@@ -678,6 +678,5 @@ fn write_store_03(
         processed: py.processed.len(),
         history: py.history.len(),
         blocked: py.blocked.len(),
-        not_carried: py.not_carried.clone(),
     })
 }

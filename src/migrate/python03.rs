@@ -83,9 +83,6 @@ pub struct Python03Identity {
     pub left_groups: Vec<(String, String)>,
     /// Minted invite codes.
     pub invites: Vec<SavedInvite>,
-    /// Rows this project's store has no place for yet, by table, with their
-    /// count (only non-empty tables). They stay in the backup folder.
-    pub not_carried: Vec<(&'static str, usize)>,
     /// Cards peers shared, staged for `import --inbox` (only those whose
     /// keys, if any, hash to their id).
     pub contact_inbox: Vec<crate::store::StagedContact>,
@@ -106,7 +103,6 @@ impl std::fmt::Debug for Python03Identity {
             .field("contacts", &self.contacts)
             .field("blocked", &self.blocked)
             .field("history", &self.history.len())
-            .field("not_carried", &self.not_carried)
             .finish()
     }
 }
@@ -177,9 +173,6 @@ pub struct SavedInvite {
     /// Revoked.
     pub revoked: bool,
 }
-
-/// Tables whose rows have no home in this project's store yet.
-const NOT_CARRIED: &[&str] = &[];
 
 /// The key that opens the reference's saved-message bodies.
 fn at_rest(store_key: &[u8; 32]) -> PkDecryption {
@@ -531,18 +524,6 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
         }
     }
 
-    let mut not_carried = Vec::new();
-    for table in NOT_CARRIED {
-        if table_exists(&conn, table).map_err(e)? {
-            let n: i64 = conn
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .map_err(e)?;
-            if n > 0 {
-                not_carried.push((*table, n as usize));
-            }
-        }
-    }
-
     Ok(Python03Identity {
         dir: dir.to_path_buf(),
         user_id,
@@ -562,7 +543,6 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
         groups,
         left_groups,
         invites,
-        not_carried,
         contact_inbox,
     })
 }

@@ -137,51 +137,43 @@ impl Statuses {
     }
 }
 
-/// Flood: signed sends from one identity, as fast as answers come.
-/// `users[2]` abuses, `users[3]` is the victim.
-fn flood(
-    relay: &Relay,
-    users: Arc<Vec<User>>,
-    stop: Arc<AtomicBool>,
-    seen: Arc<Statuses>,
-    from: std::net::IpAddr,
-) {
-    let relay = relay.clone();
-    tokio::spawn(async move {
-        let mut conn = Conn::from_source(&relay.target, Some(from));
-        let mut seq = 1u64 << 40;
-        while !stop.load(Ordering::Relaxed) {
-            let req = relay.signed(&users[2], &message(&users[3].id, 4096, seq));
-            seq += 1;
-            match conn.request(&req).await {
-                Ok(r) => seen.add(r.status),
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    });
+/// What one abusive connection sends, as fast as answers come; `users[2]`
+/// abuses, `users[3]` is the victim.
+#[derive(Clone, Copy)]
+enum Abuse {
+    /// Signed 4 KiB sends from one identity.
+    Flood,
+    /// Correctly built 256-byte sends whose signature is corrupted.
+    BadSignature,
 }
 
-/// Bad signatures: a correctly built send whose signature is corrupted.
-/// `users[2]` abuses, `users[3]` is the victim.
-fn bad(
+/// One abusive connection from `from` until `stop`; answers counted in
+/// `seen`.
+fn abuser(
     relay: &Relay,
     users: Arc<Vec<User>>,
     stop: Arc<AtomicBool>,
     seen: Arc<Statuses>,
     from: std::net::IpAddr,
+    kind: Abuse,
 ) {
     let relay = relay.clone();
     tokio::spawn(async move {
         let mut conn = Conn::from_source(&relay.target, Some(from));
-        let mut seq = 1u64 << 50;
+        let (size, mut seq) = match kind {
+            Abuse::Flood => (4096, 1u64 << 40),
+            Abuse::BadSignature => (256, 1u64 << 50),
+        };
         while !stop.load(Ordering::Relaxed) {
-            let mut req = relay.signed(&users[2], &message(&users[3].id, 256, seq));
+            let mut req = relay.signed(&users[2], &message(&users[3].id, size, seq));
             seq += 1;
-            // The signature is the only "sig" field; flip one of its
-            // base64 characters.
-            if let Some(i) = find(&req, b"\"sig\":\"") {
-                let at = i + 10;
-                req[at] = if req[at] == b'A' { b'B' } else { b'A' };
+            if let Abuse::BadSignature = kind {
+                // The signature is the only "sig" field; flip one of its
+                // base64 characters.
+                if let Some(i) = find(&req, b"\"sig\":\"") {
+                    let at = i + 10;
+                    req[at] = if req[at] == b'A' { b'B' } else { b'A' };
+                }
             }
             match conn.request(&req).await {
                 Ok(r) => seen.add(r.status),
@@ -241,21 +233,23 @@ pub async fn run_on(under: &UnderTest, args: &AbuseArgs) -> Result<AbuseReport, 
         );
     }
     for _ in 0..args.flood {
-        flood(
+        abuser(
             relay,
             users.clone(),
             stop.clone(),
             floods.clone(),
             args.abuser_address,
+            Abuse::Flood,
         );
     }
     for _ in 0..args.bad_signatures {
-        bad(
+        abuser(
             relay,
             users.clone(),
             stop.clone(),
             bads.clone(),
             args.abuser_address,
+            Abuse::BadSignature,
         );
     }
     // Let the abuse reach full strength before measuring.
