@@ -21,9 +21,9 @@ fn terminal_view_renders_saved_history_safely_and_follows_other_processes() {
     let unreachable = [("SERVER_URL", "http://127.0.0.1:9")];
     let out = p.run(&["show", "alice", "bob"], &unreachable).ok();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], format!("# alice ⇄ bob ({})", p.bob), "{out}");
+    assert_eq!(lines[0], format!("# 💬 alice ⇄ bob ({})", p.bob), "{out}");
     assert!(
-        lines[1].starts_with("-- ") && lines[1].ends_with(" --"),
+        lines[1].starts_with("-- 📅 ") && lines[1].ends_with(" --"),
         "{out}"
     );
     let body: Vec<String> = lines[2..]
@@ -36,10 +36,10 @@ fn terminal_view_renders_saved_history_safely_and_follows_other_processes() {
     assert_eq!(
         body,
         [
-            "alice: hello bob",
-            "bob: hi alice",
+            "alice 🟢: hello bob",
+            "🔵 bob: hi alice",
             "  how are you?",
-            "bob: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}gnp.exe\\r<b>bold</b>",
+            "🔵 bob: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}gnp.exe\\r<b>bold</b>",
         ],
         "{out}"
     );
@@ -47,9 +47,10 @@ fn terminal_view_renders_saved_history_safely_and_follows_other_processes() {
 
     // The same from bob's side, the identity chosen with -u: PEER alone.
     let out = p.run(&["show", "alice", "-u", "bob"], &[]).ok();
-    assert!(out.contains("] bob: hello bob") || out.contains("] alice: hello bob"));
+    assert!(out.contains("] 🔵 alice: hello bob"), "{out}");
+    assert!(out.contains("] bob 🟢: hi alice"), "{out}");
     assert!(
-        out.contains(&format!("# bob ⇄ alice ({})", p.alice)),
+        out.contains(&format!("# 💬 bob ⇄ alice ({})", p.alice)),
         "{out}"
     );
 
@@ -107,9 +108,9 @@ fn terminal_view_renders_saved_history_safely_and_follows_other_processes() {
     stderr.wait_for("listening", SLOW);
     stdout.wait_for("lorem", SLOW);
     p.send_saved("alice", "bob", "saved while following");
-    stdout.wait_for("alice: saved while following", SLOW);
+    stdout.wait_for("alice 🟢: saved while following", SLOW);
     p.talk("bob", "alice", "and a reply");
-    stdout.wait_for("bob: and a reply", SLOW);
+    stdout.wait_for("🔵 bob: and a reply", SLOW);
     signal(&child.0, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child.0, SLOW), 0, "SIGTERM ends it cleanly");
 }
@@ -135,10 +136,10 @@ fn terminal_view_refusals_are_clear() {
     let r = p.run(&["show", "alice", "bob", "-u", "bob"], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("give just the PEER"), "{}", r.stderr);
-    // Nothing saved yet: an empty chat and a hint, exit 0.
+    // Nothing saved yet: an empty chat whose view says so, exit 0.
     let r = p.run(&["show", "alice", "bob"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("no saved messages"), "{}", r.stderr);
+    assert!(r.stdout.contains("(no saved messages"), "{}", r.stdout);
 }
 
 #[test]

@@ -77,16 +77,27 @@ fn terminal_shows_a_room_with_every_sender_named() {
     for who in ["alice", "bob"] {
         let out = p.run(&["show", who, "--group", "team"], &[]).ok();
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], format!("# {who} ⇄ team ({gid})"), "{out}");
+        assert_eq!(lines[0], format!("# 💬 {who} ⇄ team ({gid})"), "{out}");
         let body: Vec<&str> = lines[2..]
             .iter()
             .map(|l| l.split_once("] ").unwrap().1)
             .collect();
-        assert_eq!(
-            body,
-            ["alice: room hello", "bob: bob here", "carol: carol here"],
-            "{who}: {out}"
-        );
+        // yours marked 🟢 after the name; each other sender its own
+        // marker before it, in order of appearance (0.3.x's look)
+        let want = if who == "alice" {
+            [
+                "alice 🟢: room hello",
+                "🔵 bob: bob here",
+                "🟣 carol: carol here",
+            ]
+        } else {
+            [
+                "🔵 alice: room hello",
+                "bob 🟢: bob here",
+                "🟣 carol: carol here",
+            ]
+        };
+        assert_eq!(body, want, "{who}: {out}");
     }
     // the two-party view does not mix the room in
     let out = p.run(&["show", "alice", "bob"], &[]).ok();

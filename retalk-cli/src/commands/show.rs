@@ -223,11 +223,21 @@ const PALETTE: [AnsiColor; 5] = [
     AnsiColor::Red,
 ];
 
-/// Turns saved messages into terminal text, remembering the last day shown.
+/// Your messages' marker (0.3.x's look).
+const MINE_MARK: &str = "🟢";
+
+/// Others' markers, one per sender in order of first appearance (a direct
+/// conversation has one: 🔵), as 0.3.x. They tell senders apart without
+/// colour, so the plain layout keeps them too.
+const MARKS: [&str; 6] = ["🔵", "🟣", "🟡", "🟠", "🔴", "🟤"];
+
+/// Turns saved messages into terminal text, remembering the last day shown
+/// and the senders seen.
 pub struct Renderer {
     layout: Layout,
     tz: jiff::tz::TimeZone,
     day: Option<String>,
+    senders: Vec<String>,
 }
 
 fn paint(style: Style, text: &str) -> String {
@@ -259,6 +269,7 @@ impl Renderer {
             layout,
             tz,
             day: None,
+            senders: Vec::new(),
         }
     }
 
@@ -267,13 +278,13 @@ impl Renderer {
         let me = chat::neutralise(me, false);
         let peer_name = chat::neutralise(peer_name, false);
         if !self.layout.chat {
-            return format!("# {me} ⇄ {peer_name} ({peer_id})\n");
+            return format!("# 💬 {me} ⇄ {peer_name} ({peer_id})\n");
         }
-        let title = format!(" {me} ⇄ {peer_name} ");
+        let title = format!(" 💬 {me} ⇄ {peer_name} ");
         let side = self.layout.width.saturating_sub(title.width()) / 2;
         let rule = "─".repeat(side.max(2));
         let painted = format!(
-            " {} ⇄ {} ",
+            " 💬 {} ⇄ {} ",
             paint(
                 Style::new().bold().fg_color(Some(AnsiColor::Cyan.into())),
                 &me
@@ -288,12 +299,27 @@ impl Renderer {
         )
     }
 
+    /// The marker of `m`'s sender.
+    fn mark(&mut self, m: &ChatMsg) -> &'static str {
+        if m.mine {
+            return MINE_MARK;
+        }
+        let i = match self.senders.iter().position(|s| *s == m.sender) {
+            Some(i) => i,
+            None => {
+                self.senders.push(m.sender.clone());
+                self.senders.len() - 1
+            }
+        };
+        MARKS[i % MARKS.len()]
+    }
+
     /// One message (with a day line before it when the day changes).
     pub fn message(&mut self, m: &ChatMsg) -> String {
         let at = jiff::Timestamp::from_microsecond((m.ts * 1e6) as i64)
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
             .to_zoned(self.tz.clone());
-        let day = at.strftime("%a %Y-%m-%d").to_string();
+        let day = at.strftime("📅 %Y-%m-%d %a").to_string();
         let time = at.strftime("%H:%M").to_string();
         let name = chat::neutralise(&m.name, false);
         let text = chat::neutralise(&m.text, true);
@@ -307,11 +333,18 @@ impl Renderer {
             }
             self.day = Some(day);
         }
+        let mark = self.mark(m);
         let who = paint(sender_style(m), &name);
+        // yours: "name 🟢"; others': "🔵 name" (0.3.x's look)
+        let (plain_who, who) = if m.mine {
+            (format!("{name} {mark}"), format!("{who} {mark}"))
+        } else {
+            (format!("{mark} {name}"), format!("{mark} {who}"))
+        };
         if !self.layout.chat {
             let mut lines = text.split('\n');
             let first = lines.next().unwrap_or("");
-            out.push_str(&format!("[{time}] {name}: {first}\n"));
+            out.push_str(&format!("[{time}] {plain_who}: {first}\n"));
             for l in lines {
                 out.push_str(&format!("  {l}\n"));
             }
@@ -322,7 +355,7 @@ impl Renderer {
         let lines = wrap(&text, bubble);
         out.push('\n');
         if m.mine {
-            let head_w = time.width() + 3 + name.width();
+            let head_w = time.width() + 3 + plain_who.width();
             let block = lines
                 .iter()
                 .map(|l| l.width())
@@ -415,10 +448,16 @@ async fn terminal(
     }
     let Some(stop) = stop else {
         if first.is_empty() {
-            crate::output::note(
-                "retalk: no saved messages here; keep them with `--save` on send and \
-                 receive, or RETALK_SAVE_MESSAGE=1",
-            );
+            // part of the view (stdout, as 0.3.x): `show` renders for people,
+            // it is not a data stream
+            let hint = "(no saved messages: keep them with `--save` on send and receive, \
+                        or RETALK_SAVE_MESSAGE=1)";
+            let hint = if layout.chat {
+                paint(dim(), hint)
+            } else {
+                hint.to_owned()
+            };
+            emit(&mut out, &format!("\n{hint}\n"))?;
         }
         return Ok(());
     };
@@ -488,8 +527,8 @@ mod tests {
             + &r.message(&msg(3, false, "next day", day1 + 86_400.0));
         assert_eq!(
             s,
-            "-- Tue 2023-11-14 --\n[22:13] bob: hi\n  there\n[22:14] alice: yo\n\
-             -- Wed 2023-11-15 --\n[22:13] bob: next day\n"
+            "-- 📅 2023-11-14 Tue --\n[22:13] 🔵 bob: hi\n  there\n[22:14] alice 🟢: yo\n\
+             -- 📅 2023-11-15 Wed --\n[22:13] 🔵 bob: next day\n"
         );
     }
 
@@ -526,10 +565,27 @@ mod tests {
         assert!(body.len() >= 3, "wrapped: {plain}");
         let mine = plain.lines().find(|l| l.trim() == "ok").unwrap();
         assert!(mine.starts_with(&" ".repeat(20)), "on the right: {mine:?}");
-        let head = plain.lines().find(|l| l.ends_with("· alice")).unwrap();
+        let head = plain.lines().find(|l| l.ends_with("· alice 🟢")).unwrap();
         assert_eq!(head.width(), 39, "right-aligned: {head:?}");
-        assert!(plain.contains("── Thu 1970-01-01 ──"));
+        assert!(plain.contains("── 📅 1970-01-01 Thu ──"));
+        assert!(plain.contains("🔵 bob · 00:00"), "{plain}");
         assert!(s.contains("\x1b["), "coloured");
+    }
+
+    #[test]
+    fn each_other_sender_keeps_one_marker_in_order_of_appearance() {
+        let mut r = plain();
+        let mut carol = msg(3, false, "c", 0.0);
+        carol.sender = "c".repeat(32);
+        carol.name = "carol".into();
+        let s = r.message(&msg(1, false, "b", 0.0))
+            + &r.message(&carol)
+            + &r.message(&msg(4, false, "b again", 0.0))
+            + &r.message(&msg(5, true, "me", 0.0));
+        assert!(s.contains("🔵 bob: b\n"), "{s}");
+        assert!(s.contains("🟣 carol: c\n"), "{s}");
+        assert!(s.contains("🔵 bob: b again\n"), "{s}");
+        assert!(s.contains("alice 🟢: me\n"), "{s}");
     }
 
     #[test]
