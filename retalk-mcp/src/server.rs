@@ -497,13 +497,17 @@ impl ServerHandler for RetalkServer {
                     .messages
                     .iter()
                     .map(|m| {
-                        let mut e = serde_json::json!({"id": m.id, "from": m.from.as_str(), "name": m.name});
-                        if let Some(g) = &m.group {
-                            e["group"] = g.name.clone().into();
-                            e["group_id"] = g.id.clone().into();
-                        }
-                        if let Some(k) = m.notice.as_ref().and_then(|n| n.get("kind")) {
-                            e["kind"] = k.clone();
+                        // who and where, never the text
+                        let o = tools::MessageOut::new(m, false);
+                        let mut e = serde_json::json!({"id": o.id, "from": o.from, "name": o.name});
+                        for (k, v) in [
+                            ("group", o.group),
+                            ("group_id", o.group_id),
+                            ("kind", o.kind),
+                        ] {
+                            if let Some(v) = v {
+                                e[k] = v.into();
+                            }
                         }
                         e
                     })
