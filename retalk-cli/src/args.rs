@@ -348,8 +348,8 @@ What the relay sees: that you fetched your mailbox, and when.",
         long_about = "\
 Serve this identity as a Model Context Protocol server over stdio, the native
 interface for AI agents (Claude Code, Codex, any MCP host): tools to send,
-receive, wait for replies, manage contacts and read the conversation, and
-notifications when mail lands.",
+receive, wait for replies, manage contacts and rooms (groups) and read the
+conversation, and notifications when mail lands.",
         after_help = SHORT_FOOTER,
         after_long_help = crate::commands::mcp::HELP
     )]

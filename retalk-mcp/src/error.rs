@@ -16,9 +16,9 @@ pub struct ToolError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// A short stable code an agent may branch on: `bad_arguments`,
-    /// `unknown_peer`, `pin_mismatch`, `relay_unreachable`, `relay_refused`,
-    /// `no_relay`, `kept_for_resend`, `name_taken`, `cancelled`, `store`,
-    /// `failed`.
+    /// `unknown_peer`, `unknown_group`, `not_a_member`, `not_delivered`,
+    /// `pin_mismatch`, `relay_unreachable`, `relay_refused`, `no_relay`,
+    /// `kept_for_resend`, `name_taken`, `cancelled`, `store`, `failed`.
     pub code: &'static str,
 }
 
@@ -87,6 +87,8 @@ impl From<ClientError> for ToolError {
                 "save the peer first with the `add` tool (their fingerprint and a name), \
                  or pass their 32-hex user id; `contacts` lists the names saved",
             ),
+            ClientError::UnknownGroup(_) => ToolError::new("unknown_group", text)
+                .hint("`groups` lists your rooms (by label and id); `group_create` makes one"),
             ClientError::PinMismatch { .. } => ToolError::new("pin_mismatch", text).hint(
                 "do not retry and do not trust this peer's keys: the relay served keys that \
                  are not this contact's. Ask the person, over another channel, to compare \
@@ -170,6 +172,7 @@ mod tests {
                 "relay_unreachable",
             ),
             (ClientError::NoRelay, "no_relay"),
+            (ClientError::UnknownGroup("team".into()), "unknown_group"),
             (ClientError::SelfSend(id()), "bad_arguments"),
             (
                 ClientError::Relay {

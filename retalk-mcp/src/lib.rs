@@ -5,7 +5,9 @@
 //! * [`server`]: the server (tool router, the `retalk://inbox` resource,
 //!   subscriptions and logging);
 //! * [`tools`]: one module per tool (`id`, `contacts`, `add`, `verify`,
-//!   `block`, `send`, `receive`, `wait`, `history`, `sync`);
+//!   `block`, `send`, `receive`, `wait`, `history`, `sync`, and the rooms:
+//!   `groups`, `group_create`, `group_add`, `group_remove`, `group_rename`,
+//!   `group_leave`, `group_join`, `group_delete`);
 //! * `push`: the task announcing new mail while the server runs;
 //! * [`error`]: tool errors (message, hint, code).
 //!

@@ -12,7 +12,8 @@
 //!   `retalk://inbox` (to clients that subscribed, by `resources/subscribe`
 //!   or `subscriptions/listen`) and a `notifications/message` log line
 //!   (clients of the initialize handshake, at level info or lower). The
-//!   announcement names the senders and counts; it never carries text.
+//!   announcement names the senders (and the room of a room post) and
+//!   counts; it never carries text.
 //! * Key upkeep (one-time keys, fallback rotation, re-sending
 //!   unacknowledged messages) runs at start and every minute, as in
 //!   `receive --follow`.
@@ -157,7 +158,11 @@ async fn round(
                     .ok()
                     .flatten()
                     .map(|c| c.name);
-                (m.from.to_string(), name)
+                (
+                    m.from.to_string(),
+                    name,
+                    m.group.as_ref().map(|g| g.name.clone()),
+                )
             })
             .collect::<Vec<_>>();
         shared.announcer.mail(fresh.len(), &senders).await;

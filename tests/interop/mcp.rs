@@ -5,9 +5,11 @@
 //! The driver's own assertions are the test (see its docstring): two
 //! identities talking through tools, push announcements, a `wait` in
 //! progress woken by the peer's send, cancellation, tool errors the server
-//! survives, and a server beside `receive --follow` losing and duplicating
-//! nothing. Its report (the tool list with schemas, latencies) is written
-//! to `target/mcp-report.json`, where docs/mcp.md's tool list comes from.
+//! survives, a server beside `receive --follow` losing and duplicating
+//! nothing, and rooms (groups) through the group tools, `send {group}` and
+//! `history {group}` among three identities. Its report (the tool list
+//! with schemas, latencies) is written to `target/mcp-report.json`, where
+//! docs/mcp.md's tool list comes from.
 //!
 //! A Python case: reported ignored when Python or PyPI is missing, a
 //! failure under `RETALK_REQUIRE_PYREF=1`; once Python is there, a venv
@@ -84,14 +86,17 @@ fn python_client_drives_two_servers() {
         .unwrap();
     let alice = tmp.path().join("alice");
     let bob = tmp.path().join("bob");
+    let carol = tmp.path().join("carol");
     identity(&rt, &alice, "alice", &relay.url);
     identity(&rt, &bob, "bob", &relay.url);
+    identity(&rt, &carol, "carol", &relay.url);
     let cfg = json!({
         "retalk": exe,
         "relay": relay.url,
         "dead_relay": format!("http://127.0.0.1:{}", dead_port()),
         "alice": alice,
         "bob": bob,
+        "carol": carol,
         "passphrase": PASS,
         "messages": 20,
     });
@@ -139,7 +144,7 @@ fn python_client_drives_two_servers() {
     );
     let report: Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("the driver's report is not JSON ({e}): {out}\n{err}"));
-    assert_eq!(report["tools"].as_array().map(Vec::len), Some(10));
+    assert_eq!(report["tools"].as_array().map(Vec::len), Some(18));
     assert_eq!(
         report["follow_split"]["mcp"].as_u64().unwrap()
             + report["follow_split"]["follow"].as_u64().unwrap(),

@@ -37,7 +37,9 @@ and unlocked with --passphrase-file, RETALK_PASSPHRASE_FILE, PICKLE_SECRET
 or RETALK_PASSPHRASE: the agent never sees the passphrase, and no tool takes
 one.
 
-Tools: id, contacts, add, verify, block, send, receive, wait, history, sync.
+Tools: id, contacts, add, verify, block, send, receive, wait, history, sync,
+and rooms: groups, group_create, group_add, group_remove, group_rename,
+group_leave, group_join, group_delete (send and history take `group`).
 New mail is announced while the server runs (notifications/resources/updated
 for retalk://inbox, and log messages) without being taken from the agent.
 See docs/mcp.md for host configuration and the security notes.
