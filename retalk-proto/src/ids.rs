@@ -101,6 +101,32 @@ impl AsRef<str> for UserId {
     }
 }
 
+/// Ids compare, hash and order exactly as their text, so sets and maps keyed
+/// by `UserId` can be looked up with a `&str`.
+impl std::borrow::Borrow<str> for UserId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for UserId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for UserId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for UserId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
 /// Decodes unpadded (or, leniently, padded) standard base64 of exactly 32
 /// bytes, keeping the original text.
 fn key_bytes(s: &str) -> Option<[u8; 32]> {

@@ -21,7 +21,7 @@ impl User {
 impl Blocklist<'_> {
     /// Blocks `id`; false if it already was.
     pub fn add(&self, id: &UserId) -> Result<bool, ClientError> {
-        Ok(self.user.store.tx(|t| t.block(id.as_str()))?)
+        Ok(self.user.store.tx(|t| t.block(id))?)
     }
 
     /// Unblocks `id`; false if it was not blocked.
@@ -36,10 +36,6 @@ impl Blocklist<'_> {
 
     /// Every blocked id, sorted.
     pub fn list(&self) -> Result<Vec<UserId>, ClientError> {
-        let ids = self.user.store.read(|t| t.blocked())?;
-        Ok(ids
-            .iter()
-            .filter_map(|i| UserId::parse(i, "blocked").ok())
-            .collect())
+        Ok(self.user.store.read(|t| t.blocked())?)
     }
 }

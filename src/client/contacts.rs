@@ -113,7 +113,7 @@ impl User {
 
 fn to_contact(r: PeerRow) -> Option<Contact> {
     Some(Contact {
-        id: UserId::parse(&r.id, "peer").ok()?,
+        id: r.id,
         name: r.name,
         identity_key: r.pin,
         signing_key: r.signing_key,
@@ -131,19 +131,19 @@ impl Contacts<'_> {
         }
         self.user.store.tx(|t| {
             let outcome = match t.peer_by_name(name)? {
-                Some(old) if old.id == id.as_str() => return Ok(Added::Unchanged),
+                Some(old) if old.id == *id => return Ok(Added::Unchanged),
                 Some(old) if !opts.replace => {
                     return Err(ClientError::NameTaken {
                         name: name.to_owned(),
-                        id: UserId::parse(&old.id, "peer").unwrap_or_else(|_| id.clone()),
+                        id: old.id,
                     })
                 }
                 Some(old) => {
                     // The contact that held the name stays, unnamed (by its
                     // id), unless it has another name, as in 0.3.x.
-                    if t.peers_for_id(&old.id)?.len() == 1 {
+                    if t.peers_for_id(old.id.as_str())?.len() == 1 {
                         t.peer_upsert(&PeerRow {
-                            name: old.id.clone(),
+                            name: old.id.to_string(),
                             ..old
                         })?;
                     }
@@ -158,7 +158,7 @@ impl Contacts<'_> {
                 .find(|p| p.pin.is_some());
             t.peer_upsert(&PeerRow {
                 name: name.to_owned(),
-                id: id.as_str().to_owned(),
+                id: id.clone(),
                 pin: known.as_ref().and_then(|k| k.pin.clone()),
                 signing_key: known.and_then(|k| k.signing_key),
             })?;
@@ -220,7 +220,7 @@ impl Contacts<'_> {
                     detail: "the keys differ from those of the session already established".into(),
                 });
             }
-            if t.peer_set_keys(id.as_str(), identity_key, signing_key)? == 0 {
+            if t.peer_set_keys(id, identity_key, signing_key)? == 0 {
                 return Err(ClientError::UnknownPeer(id.to_string()));
             }
             Ok(())
@@ -262,7 +262,7 @@ impl Contacts<'_> {
 /// to it (a card's word is never trusted).
 pub(crate) fn stage_card(
     card: &serde_json::Value,
-    from: &str,
+    from: &UserId,
     from_name: &str,
     msg_id: &str,
 ) -> Option<crate::store::StagedContact> {
@@ -272,19 +272,18 @@ pub(crate) fn stage_card(
             .unwrap_or("")
             .to_owned()
     };
-    let fp = field("fingerprint").to_ascii_lowercase();
-    UserId::parse(&fp, "card").ok()?;
+    let fp = UserId::parse(&field("fingerprint").to_ascii_lowercase(), "card").ok()?;
     let (ik, sk) = (field("identity_key"), field("signing_key"));
     let keys = match (ik.is_empty(), sk.is_empty()) {
         (true, true) => None,
-        (false, false) if fingerprint(&ik, &sk) == fp => Some((ik, sk)),
+        (false, false) if fp == fingerprint(&ik, &sk) => Some((ik, sk)),
         _ => return None,
     };
     Some(crate::store::StagedContact {
         fingerprint: fp,
         name: super::error::sanitize(&field("name")).trim().to_owned(),
         keys,
-        from: from.to_owned(),
+        from: from.clone(),
         from_name: from_name.to_owned(),
         msg_id: msg_id.to_owned(),
     })
@@ -302,7 +301,7 @@ pub struct SharedCard {
     /// Its signing key, likewise.
     pub signing_key: Option<String>,
     /// Who shared it.
-    pub from: String,
+    pub from: UserId,
     /// The sharer's name as shown then.
     pub from_name: String,
     /// The message that carried it.
@@ -341,16 +340,14 @@ impl Contacts<'_> {
         let rows = self.user.store.read(|t| t.contact_inbox())?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| {
-                Some(SharedCard {
-                    fingerprint: UserId::parse(&r.fingerprint, "card").ok()?,
-                    name: r.name,
-                    identity_key: r.keys.as_ref().map(|(ik, _)| ik.clone()),
-                    signing_key: r.keys.map(|(_, sk)| sk),
-                    from: r.from,
-                    from_name: r.from_name,
-                    msg_id: r.msg_id,
-                })
+            .map(|r| SharedCard {
+                fingerprint: r.fingerprint,
+                name: r.name,
+                identity_key: r.keys.as_ref().map(|(ik, _)| ik.clone()),
+                signing_key: r.keys.map(|(_, sk)| sk),
+                from: r.from,
+                from_name: r.from_name,
+                msg_id: r.msg_id,
             })
             .collect())
     }

@@ -191,16 +191,9 @@ impl User {
 
 fn to_group(g: GroupRow) -> Group {
     Group {
-        members: g
-            .members
-            .iter()
-            .filter_map(|m| UserId::parse(m, "member").ok())
-            .collect(),
         invitation: g.is_invitation(),
-        inviter: g
-            .inviter
-            .as_deref()
-            .and_then(|i| UserId::parse(i, "inviter").ok()),
+        members: g.members.into_iter().collect(),
+        inviter: g.inviter,
         id: g.gid,
         name: g.name,
     }
@@ -245,8 +238,8 @@ fn free_label(t: &Tx<'_>, gid: &str, suggested: &str) -> Result<String, ClientEr
 }
 
 impl Groups<'_> {
-    fn me(&self) -> String {
-        self.user.user_id().as_str().to_owned()
+    fn me(&self) -> UserId {
+        self.user.user_id().clone()
     }
 
     fn require(&self, r: &str) -> Result<GroupRow, ClientError> {
@@ -272,11 +265,7 @@ impl Groups<'_> {
     pub async fn create(&self, name: &str, members: &[UserId]) -> Result<Group, ClientError> {
         check_label(name)?;
         let me = self.me();
-        let members: BTreeSet<String> = members
-            .iter()
-            .map(|m| m.as_str().to_owned())
-            .filter(|m| *m != me)
-            .collect();
+        let members: BTreeSet<UserId> = members.iter().filter(|m| **m != me).cloned().collect();
         if members.is_empty() {
             return Err(ClientError::InvalidArgument(
                 "a group needs at least one member besides you".into(),
@@ -332,10 +321,10 @@ impl Groups<'_> {
     pub async fn add(&self, r: &str, members: &[UserId]) -> Result<(Group, usize), ClientError> {
         let mut g = self.require(r)?;
         let me = self.me();
-        let new: Vec<String> = members
+        let new: Vec<UserId> = members
             .iter()
-            .map(|m| m.as_str().to_owned())
-            .filter(|m| *m != me && !g.members.contains(m))
+            .filter(|m| **m != me && !g.members.contains(*m))
+            .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -356,9 +345,9 @@ impl Groups<'_> {
         let mut g = self.require(r)?;
         let mut n = 0;
         for m in members {
-            if g.members.remove(m.as_str()) {
-                g.removed.insert(m.as_str().to_owned());
-                g.seen.remove(m.as_str());
+            if g.members.remove(m) {
+                g.removed.insert(m.clone());
+                g.seen.remove(m);
                 n += 1;
             }
         }
@@ -403,10 +392,7 @@ impl Groups<'_> {
         if !g.is_invitation() {
             self.user.relay()?;
             let _lock = self.user.lock().await?;
-            for m in &g.members {
-                let Ok(to) = UserId::parse(m, "member") else {
-                    continue;
-                };
+            for to in g.members.iter().cloned() {
                 let env = Envelope::GroupLeave {
                     id: new_id(),
                     group_id: g.gid.clone(),
@@ -467,21 +453,18 @@ impl Groups<'_> {
         }
         self.user.relay()?;
         let me = self.me();
-        let mut roster: BTreeSet<String> = g.members.clone();
+        let mut roster: BTreeSet<UserId> = g.members.clone();
         roster.insert(me.clone());
         let tag = GroupTag {
             id: g.gid.clone(),
             name: g.name.clone(),
-            members: roster.iter().cloned().collect(),
+            members: roster.iter().map(|m| m.as_str().to_owned()).collect(),
         };
         let mid = new_id();
         let mut sent = Vec::new();
         let mut failed = Vec::new();
         let _lock = self.user.lock().await?;
-        for m in &g.members {
-            let Ok(to) = UserId::parse(m, "member") else {
-                continue;
-            };
+        for to in g.members.iter().cloned() {
             let env = Envelope::GroupMsg {
                 id: new_id(),
                 text: text.to_owned(),
@@ -530,15 +513,15 @@ pub(crate) enum PostOutcome {
 
 /// Context for the roster rules.
 pub(crate) struct PostContext<'a> {
-    pub me: &'a str,
-    pub sender: &'a str,
+    pub me: &'a UserId,
+    pub sender: &'a UserId,
     pub sender_saved: bool,
     pub policy: AdoptPolicy,
     pub cap: usize,
 }
 
-fn ids(v: &BTreeSet<String>) -> Vec<String> {
-    v.iter().cloned().collect()
+fn ids(v: &BTreeSet<UserId>) -> Vec<String> {
+    v.iter().map(|m| m.as_str().to_owned()).collect()
 }
 
 /// The roster rules for one received post (see the module docs), applied
@@ -557,16 +540,15 @@ pub(crate) fn on_post(
     if t.has_left(&tag.id)? {
         return Ok(PostOutcome::Refuse);
     }
-    let roster: BTreeSet<String> = tag
+    let roster: BTreeSet<UserId> = tag
         .members
         .iter()
-        .filter(|m| UserId::parse(m, "member").is_ok())
-        .cloned()
+        .filter_map(|m| UserId::parse(m, "member").ok())
         .collect();
     let Some(mut g) = t.group(&tag.id)? else {
         // A new room.
-        let mut members: BTreeSet<String> = roster.clone();
-        members.insert(cx.sender.to_owned());
+        let mut members: BTreeSet<UserId> = roster.clone();
+        members.insert(cx.sender.clone());
         members.remove(cx.me);
         let label = free_label(t, &tag.id, &tag.name)?;
         if members.len() + 1 > cx.cap {
@@ -582,7 +564,7 @@ pub(crate) fn on_post(
             AdoptPolicy::Nobody => false,
         };
         let mut seen = BTreeMap::new();
-        seen.insert(cx.sender.to_owned(), roster);
+        seen.insert(cx.sender.clone(), roster);
         let row = GroupRow {
             gid: tag.id.clone(),
             name: label.clone(),
@@ -590,7 +572,7 @@ pub(crate) fn on_post(
             removed: BTreeSet::new(),
             seen,
             state: if adopt { "active" } else { "invited" }.into(),
-            inviter: Some(cx.sender.to_owned()),
+            inviter: Some(cx.sender.clone()),
         };
         t.group_save(&row)?;
         // A room a contact brought is adopted as 0.3.x does, silently (the
@@ -610,7 +592,7 @@ pub(crate) fn on_post(
     }
     let label = g.name.clone();
     let is_member = g.members.contains(cx.sender);
-    let inviter_of_invitation = g.is_invitation() && g.inviter.as_deref() == Some(cx.sender);
+    let inviter_of_invitation = g.is_invitation() && g.inviter.as_ref() == Some(cx.sender);
     if !is_member && !inviter_of_invitation {
         // Not (yet) a member here: their roster is not taken, and their
         // text is not shown as the room's (anyone who learned the room's id
@@ -655,7 +637,7 @@ pub(crate) fn on_post(
             g.seen.remove(m);
         }
     }
-    g.seen.insert(cx.sender.to_owned(), roster);
+    g.seen.insert(cx.sender.clone(), roster);
     t.group_save(&g)?;
     // Additions are announced (with any removals of the same post); a
     // removal alone is not (0.3.x shows none, and the roster says it).
@@ -672,12 +654,16 @@ pub(crate) fn on_post(
 
 /// A member left `gid`: they stop getting copies, and their later copies
 /// for it are refused. Returns the local label, if the room is known.
-pub(crate) fn on_leave(t: &Tx<'_>, sender: &str, gid: &str) -> Result<Option<String>, ClientError> {
+pub(crate) fn on_leave(
+    t: &Tx<'_>,
+    sender: &UserId,
+    gid: &str,
+) -> Result<Option<String>, ClientError> {
     let Some(mut g) = t.group(gid)? else {
         return Ok(None);
     };
     if g.members.remove(sender) {
-        g.removed.insert(sender.to_owned());
+        g.removed.insert(sender.clone());
         g.seen.remove(sender);
         t.group_save(&g)?;
     }

@@ -131,7 +131,7 @@ impl History<'_> {
     ) -> Result<(), ClientError> {
         let row = HistoryRow {
             msg_id: id.to_owned(),
-            peer: peer.as_str().to_owned(),
+            peer: peer.clone(),
             direction: direction.as_str().to_owned(),
             name: name.to_owned(),
             text: text.to_owned(),
@@ -173,7 +173,7 @@ impl History<'_> {
 
 fn entry(r: HistoryRow) -> Option<HistoryEntry> {
     Some(HistoryEntry {
-        peer: UserId::parse(&r.peer, "peer").ok()?,
+        peer: r.peer,
         direction: if r.direction == "out" {
             Direction::Out
         } else {

@@ -60,7 +60,7 @@ pub struct Invite {
     /// Redemptions.
     pub uses: i64,
     /// Who redeemed it.
-    pub used_by: Vec<String>,
+    pub used_by: Vec<UserId>,
     /// Revoked.
     pub revoked: bool,
     /// Redeemable now.
@@ -169,7 +169,7 @@ fn free_contact_name(
 /// The invite rules for one `contact_request` from `sender`.
 pub(crate) fn on_request(
     t: &Tx<'_>,
-    sender: &str,
+    sender: &UserId,
     code: &str,
     card: &serde_json::Value,
     global: &[(String, String)],
@@ -178,7 +178,7 @@ pub(crate) fn on_request(
     let (ik, sk) = (field("identity_key"), field("signing_key"));
     if ik.is_empty()
         || fingerprint(ik, sk) != field("fingerprint")
-        || field("fingerprint") != sender
+        || *sender != field("fingerprint")
     {
         return Ok(RequestOutcome::Rejected("card-mismatch"));
     }
@@ -199,20 +199,20 @@ pub(crate) fn on_request(
         return Ok(RequestOutcome::Rejected("consumed"));
     }
     let mut used = row.used_by.clone();
-    used.push(sender.to_owned());
+    used.push(sender.clone());
     t.invite_used(&row.hash, &used)?;
     // An existing contact keeps its name; otherwise the code's name, else
     // the redeemer's own, never one that already means someone else.
-    let name = match t.peers_for_id(sender)?.into_iter().next() {
+    let name = match t.peers_for_id(sender.as_str())?.into_iter().next() {
         Some(p) => p.name,
         None => {
             let want = row.peer.clone().unwrap_or_else(|| field("name").to_owned());
-            free_contact_name(t, &want, sender, global)?
+            free_contact_name(t, &want, sender.as_str(), global)?
         }
     };
     t.peer_upsert(&PeerRow {
         name: name.clone(),
-        id: sender.to_owned(),
+        id: sender.clone(),
         pin: Some(ik.to_owned()),
         signing_key: Some(sk.to_owned()),
     })?;

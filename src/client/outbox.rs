@@ -128,7 +128,7 @@ impl User {
             if let Some(id) = outbox_id {
                 t.outbox_insert(&OutboxRow {
                     id: id.to_owned(),
-                    peer: to.as_str().to_owned(),
+                    peer: to.clone(),
                     mtype: u8::from(mtype),
                     body: body.clone(),
                 })?;
@@ -158,10 +158,8 @@ impl User {
         let account = self.signer();
         let mut sent = 0;
         for row in rows {
-            let (Ok(peer), Ok(mtype)) = (
-                UserId::parse(&row.peer, "outbox peer"),
-                MessageType::try_from(row.mtype),
-            ) else {
+            let peer = row.peer;
+            let Ok(mtype) = MessageType::try_from(row.mtype) else {
                 self.store.tx(|t| t.outbox_delete(&row.id, None))?;
                 continue;
             };
@@ -258,12 +256,9 @@ impl User {
         }
         let mut ready: Vec<(i64, UserId, MessageType, String)> = Vec::with_capacity(rows.len());
         self.store.tx(|t| {
-            let mut sessions: HashMap<String, StoredSession> = HashMap::new();
+            let mut sessions: HashMap<UserId, StoredSession> = HashMap::new();
             for row in &rows {
-                let Ok(peer) = UserId::parse(&row.peer, "ack peer") else {
-                    t.ack_delete(row.seq)?;
-                    continue;
-                };
+                let peer = row.peer.clone();
                 if let Some((m, b)) = &row.wire {
                     match MessageType::try_from(*m) {
                         Ok(m) => ready.push((row.seq, peer, m, b.clone())),
@@ -273,7 +268,7 @@ impl User {
                 }
                 let session = match sessions.entry(row.peer.clone()) {
                     Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(v) => match t.sessions(&row.peer)?.into_iter().next() {
+                    Entry::Vacant(v) => match t.sessions(row.peer.as_str())?.into_iter().next() {
                         Some(s) => v.insert(s),
                         // No session left with this peer (reset): nothing
                         // to acknowledge on.
@@ -293,7 +288,7 @@ impl User {
                 ready.push((row.seq, peer, m, b));
             }
             for (peer, session) in &sessions {
-                t.save_session(peer, session)?;
+                t.save_session(peer.as_str(), session)?;
             }
             Ok::<_, ClientError>(())
         })?;

@@ -40,7 +40,7 @@ impl User {
             }
             t.peer_upsert(&PeerRow {
                 name: name.to_owned(),
-                id: id.as_str().to_owned(),
+                id: id.clone(),
                 pin: pin.map(str::to_owned),
                 signing_key: None,
             })?;
@@ -53,12 +53,10 @@ impl User {
         let rows = self.store.read(|t| t.peers())?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| {
-                Some(Peer {
-                    id: UserId::parse(&r.id, "peer").ok()?,
-                    name: r.name,
-                    pin: r.pin,
-                })
+            .map(|r| Peer {
+                id: r.id,
+                name: r.name,
+                pin: r.pin,
             })
             .collect())
     }
@@ -67,9 +65,7 @@ impl User {
     /// 32-hex id (either case), else [`ClientError::UnknownPeer`].
     pub fn resolve_peer(&self, name_or_id: &str) -> Result<UserId, ClientError> {
         if let Some(row) = self.store.read(|t| t.peer_by_name(name_or_id))? {
-            if let Ok(id) = UserId::parse(&row.id, "peer") {
-                return Ok(id);
-            }
+            return Ok(row.id);
         }
         UserId::parse(&name_or_id.to_ascii_lowercase(), "peer")
             .map_err(|_| ClientError::UnknownPeer(name_or_id.to_owned()))

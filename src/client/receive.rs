@@ -288,7 +288,7 @@ impl User {
                 // store, which records no sender; it re-acks whoever sends
                 // the copy, as the reference does)
                 if (peer == sender.as_str() || peer.is_empty()) && !msg_id.is_empty() {
-                    t.ack_insert(sender.as_str(), &msg_id)?;
+                    t.ack_insert(&sender, &msg_id)?;
                 }
                 t.inbox_delete(row.seq)
             })?;
@@ -298,7 +298,7 @@ impl User {
         let (session, plaintext, account_changed) = match outcome {
             Outcome::Problem { reason, refuse } => {
                 self.store.tx(|t| {
-                    t.problem_insert(sender.as_str(), &reason)?;
+                    t.problem_insert(&sender, &reason)?;
                     t.inbox_delete(row.seq)
                 })?;
                 if refuse {
@@ -340,9 +340,9 @@ impl User {
                     let seen = t.processed_id(from, id)?;
                     t.processed_insert(&hash, id, from)?;
                     if !seen {
-                        t.delivered_insert(from, id, name, text)?;
+                        t.delivered_insert(&sender, id, name, text)?;
                     }
-                    t.ack_insert(from, id)?;
+                    t.ack_insert(&sender, id)?;
                 }
                 Ok(Envelope::GroupMsg {
                     id,
@@ -353,11 +353,11 @@ impl User {
                 }) => {
                     if t.processed_id(from, id)? {
                         t.processed_insert(&hash, id, from)?;
-                        t.ack_insert(from, id)?;
+                        t.ack_insert(&sender, id)?;
                     } else {
                         let cx = PostContext {
-                            me: me.as_str(),
-                            sender: from,
+                            me: &me,
+                            sender: &sender,
                             sender_saved: !t.peers_for_id(from)?.is_empty(),
                             policy,
                             cap,
@@ -371,25 +371,25 @@ impl User {
                             }
                             PostOutcome::Untagged => {
                                 t.processed_insert(&hash, id, from)?;
-                                t.delivered_insert(from, id, name, text)?;
-                                t.ack_insert(from, id)?;
+                                t.delivered_insert(&sender, id, name, text)?;
+                                t.ack_insert(&sender, id)?;
                             }
                             PostOutcome::Deliver { label, notices } => {
                                 for (i, n) in notices.iter().enumerate() {
                                     t.delivered_insert_value(
-                                        from,
+                                        &sender,
                                         &format!("{id}.{i}"),
                                         &serde_json::json!({"name": name, "notice": n}),
                                     )?;
                                 }
                                 t.processed_insert(&hash, id, from)?;
                                 t.delivered_insert_value(
-                                    from,
+                                    &sender,
                                     id,
                                     &serde_json::json!({"name": name, "text": text,
                                         "group": {"id": group.id, "name": label}}),
                                 )?;
-                                t.ack_insert(from, id)?;
+                                t.ack_insert(&sender, id)?;
                             }
                         }
                     }
@@ -398,39 +398,39 @@ impl User {
                     let seen = t.processed_id(from, id)?;
                     t.processed_insert(&hash, id, from)?;
                     if !seen {
-                        let label = on_leave(t, from, group_id)?;
+                        let label = on_leave(t, &sender, group_id)?;
                         t.delivered_insert_value(
-                            from,
+                            &sender,
                             id,
                             &serde_json::json!({"name": name.clone().unwrap_or_default(),
                                 "notice": {"kind": "group_leave", "group_id": group_id,
                                     "group": label}}),
                         )?;
                     }
-                    t.ack_insert(from, id)?;
+                    t.ack_insert(&sender, id)?;
                 }
                 Ok(Envelope::ContactRequest { id, code, card }) => {
                     let name = card.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                    match on_request(t, from, code, card, &global_names)? {
+                    match on_request(t, &sender, code, card, &global_names)? {
                         RequestOutcome::Accepted { name: saved, card } => {
                             t.processed_insert(&hash, id, from)?;
                             t.delivered_insert_value(
-                                from,
+                                &sender,
                                 id,
                                 &serde_json::json!({"name": name,
                                     "notice": {"kind": "contact_accepted", "code": code,
                                         "name": saved, "card": card}}),
                             )?;
-                            t.ack_insert(from, id)?;
+                            t.ack_insert(&sender, id)?;
                         }
                         RequestOutcome::Duplicate => {
                             t.processed_insert(&hash, id, from)?;
-                            t.ack_insert(from, id)?;
+                            t.ack_insert(&sender, id)?;
                         }
                         RequestOutcome::Rejected(reason) => {
                             t.processed_insert(&hash, "", from)?;
                             t.delivered_insert_value(
-                                from,
+                                &sender,
                                 id,
                                 &serde_json::json!({"name": name,
                                     "notice": {"kind": "contact_request_rejected",
@@ -449,16 +449,16 @@ impl User {
                 // must hash to its id), and shown as 0.3.x's record.
                 Ok(Envelope::Contact { id, name, card }) => {
                     t.processed_insert(&hash, id, from)?;
-                    if let Some(staged) = super::contacts::stage_card(card, from, name, id) {
+                    if let Some(staged) = super::contacts::stage_card(card, &sender, name, id) {
                         t.contact_inbox_put(&staged)?;
                     }
                     t.delivered_insert_value(
-                        from,
+                        &sender,
                         id,
                         &serde_json::json!({"name": name,
                             "notice": {"kind": "contact", "card": card}}),
                     )?;
-                    t.ack_insert(from, id)?;
+                    t.ack_insert(&sender, id)?;
                 }
                 // Kinds this client does not know are acknowledged, so their
                 // sender stops re-sending, and otherwise ignored.
@@ -466,12 +466,12 @@ impl User {
                     let id = id.as_deref().unwrap_or("");
                     t.processed_insert(&hash, id, from)?;
                     if !id.is_empty() {
-                        t.ack_insert(from, id)?;
+                        t.ack_insert(&sender, id)?;
                     }
                 }
                 Err(_) => {
                     t.processed_insert(&hash, "", from)?;
-                    t.problem_insert(from, "decrypted, but it is not a retalk message")?;
+                    t.problem_insert(&sender, "decrypted, but it is not a retalk message")?;
                 }
             }
             t.inbox_delete(row.seq)?;
@@ -649,19 +649,19 @@ impl User {
                     // whose holder is gone is returned again (see `claims`).
                     let mut mine = Vec::with_capacity(d.len());
                     for m in d {
-                        let free = match t.claim(&m.peer, &m.msg_id)? {
+                        let free = match t.claim(m.peer.as_str(), &m.msg_id)? {
                             Some((who, _)) => who == self.claimant || !self.claimant_alive(&who),
                             None => true,
                         };
                         if free {
-                            t.set_claim(&m.peer, &m.msg_id, &self.claimant)?;
+                            t.set_claim(m.peer.as_str(), &m.msg_id, &self.claimant)?;
                             mine.push(m);
                         }
                     }
                     d = mine;
                 } else {
                     for m in &d {
-                        t.delivered_delete(&m.peer, &m.msg_id)?;
+                        t.delivered_delete(m.peer.as_str(), &m.msg_id)?;
                     }
                 }
                 (d, p)
@@ -670,9 +670,7 @@ impl User {
             };
             let mut inbox = Inbox::default();
             for d in delivered {
-                let Ok(from) = UserId::parse(&d.peer, "from") else {
-                    continue;
-                };
+                let from = d.peer.clone();
                 let saved = t.peers_for_id(from.as_str())?.into_iter().next();
                 let name = match saved {
                     Some(p) => p.name,
@@ -694,10 +692,8 @@ impl User {
                     notice: d.notice,
                 });
             }
-            for (peer, reason) in problems {
-                if let Ok(from) = UserId::parse(&peer, "from") {
-                    inbox.problems.push(DeliveryProblem { from, reason });
-                }
+            for (from, reason) in problems {
+                inbox.problems.push(DeliveryProblem { from, reason });
             }
             Ok(inbox)
         })

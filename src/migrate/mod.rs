@@ -472,7 +472,7 @@ fn write_store(
         for p in &py.peers {
             t.peer_upsert(&PeerRow {
                 name: p.name.clone(),
-                id: p.id.as_str().to_owned(),
+                id: p.id.clone(),
                 pin: p.pin.as_ref().map(|k| k.as_str().to_owned()),
                 signing_key: None,
             })?;
@@ -506,7 +506,7 @@ fn save_common(
     for row in outbox {
         t.outbox_insert(&OutboxRow {
             id: row.id.clone(),
-            peer: row.peer.as_str().to_owned(),
+            peer: row.peer.clone(),
             mtype: row.mtype,
             body: row.body.clone(),
         })?;
@@ -598,13 +598,13 @@ fn write_store_03(
                 // a contact saved by id alone is named by its id, as `add ID`
                 // does here
                 name: c.name.clone().unwrap_or_else(|| c.id.as_str().to_owned()),
-                id: c.id.as_str().to_owned(),
+                id: c.id.clone(),
                 pin: c.keys.as_ref().map(|(ik, _)| ik.clone()).or(c.pin.clone()),
                 signing_key: c.keys.as_ref().map(|(_, sk)| sk.clone()),
             })?;
         }
         for b in &py.blocked {
-            t.block(b.as_str())?;
+            t.block(b)?;
         }
         for c in &py.contact_inbox {
             t.contact_inbox_put(c)?;
@@ -612,7 +612,7 @@ fn write_store_03(
         for m in &py.history {
             t.history_insert(&store::HistoryRow {
                 msg_id: m.msg_id.clone(),
-                peer: m.peer.as_str().to_owned(),
+                peer: m.peer.clone(),
                 direction: m.direction.clone(),
                 name: m.name.clone(),
                 text: m.text.clone(),
@@ -636,7 +636,7 @@ fn write_store_03(
                     .members
                     .iter()
                     .filter(|m| **m != py.user_id)
-                    .map(|m| m.as_str().to_owned())
+                    .cloned()
                     .collect(),
                 removed: Default::default(),
                 seen: Default::default(),
@@ -658,7 +658,12 @@ fn write_store_03(
                 created: i.created,
                 expires: i.expires,
                 uses: i.uses,
-                used_by: i.used_by.clone(),
+                // (0.3.x records redeemers as text: only ids are kept)
+                used_by: i
+                    .used_by
+                    .iter()
+                    .filter_map(|u| crate::UserId::parse(u, "used_by").ok())
+                    .collect(),
                 revoked: i.revoked,
             })?;
         }

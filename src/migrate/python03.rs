@@ -518,6 +518,9 @@ pub fn read(dir: &Path, secret: &str) -> Result<Python03Identity, MigrateError> 
             let card = serde_json::json!({"fingerprint": fp, "name": name,
                 "identity_key": ik, "signing_key": sk});
             // a card that would not be staged today is not carried either
+            let Ok(from) = crate::UserId::parse(&from, "from") else {
+                continue;
+            };
             if let Some(c) = crate::client::stage_card(&card, &from, &from_name, &msg_id) {
                 contact_inbox.push(c);
             }

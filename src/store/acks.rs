@@ -2,7 +2,8 @@
 
 use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 /// An acknowledgement owed to a sender.
 #[derive(Debug, Clone)]
@@ -10,7 +11,7 @@ pub struct AckRow {
     /// Local order.
     pub seq: i64,
     /// Who to acknowledge.
-    pub peer: String,
+    pub peer: UserId,
     /// The acknowledged message id.
     pub msg_id: String,
     /// The encrypted acknowledgement, once made.
@@ -19,10 +20,10 @@ pub struct AckRow {
 
 impl Tx<'_> {
     /// Owes `peer` an acknowledgement of `msg_id`.
-    pub fn ack_insert(&self, peer: &str, msg_id: &str) -> Result<(), StoreError> {
+    pub fn ack_insert(&self, peer: &UserId, msg_id: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO pending_acks(peer, msg_id) VALUES(?1, ?2)",
-            [peer, msg_id],
+            [peer.as_str(), msg_id],
         )?;
         Ok(())
     }
@@ -38,7 +39,7 @@ impl Tx<'_> {
                 let body: Option<String> = r.get(4)?;
                 Ok(AckRow {
                     seq: r.get(0)?,
-                    peer: r.get(1)?,
+                    peer: user_id(r, 1)?,
                     msg_id: r.get(2)?,
                     wire: mtype.zip(body),
                 })

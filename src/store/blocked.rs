@@ -2,14 +2,15 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{now, StoreError, Tx};
+use super::{now, user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 impl Tx<'_> {
     /// Blocks `id`; false if it already was.
-    pub fn block(&self, id: &str) -> Result<bool, StoreError> {
+    pub fn block(&self, id: &UserId) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO blocked(id, ts) VALUES(?1, ?2)",
-            params![id, now()],
+            params![id.as_str(), now()],
         )? > 0)
     }
 
@@ -28,10 +29,10 @@ impl Tx<'_> {
     }
 
     /// Every blocked id, sorted.
-    pub fn blocked(&self) -> Result<Vec<String>, StoreError> {
+    pub fn blocked(&self) -> Result<Vec<UserId>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT id FROM blocked ORDER BY id")?;
         let rows = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map([], |r| user_id(r, 0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -3,20 +3,21 @@
 
 use rusqlite::params;
 
-use super::{now, StoreError, Tx};
+use super::{now, user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 /// A staged card.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedContact {
     /// The introduced user's id.
-    pub fingerprint: String,
+    pub fingerprint: UserId,
     /// The name the sharer recommends.
     pub name: String,
     /// Its keys, when the card carried both (already checked to hash to
     /// the id).
     pub keys: Option<(String, String)>,
     /// Who shared it.
-    pub from: String,
+    pub from: UserId,
     /// The sharer's name as shown then.
     pub from_name: String,
     /// The message that carried it.
@@ -34,11 +35,11 @@ impl Tx<'_> {
             "INSERT OR REPLACE INTO contact_inbox(fingerprint, name, identity_key, signing_key, \
              from_fp, from_name, msg_id, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
-                c.fingerprint,
+                c.fingerprint.as_str(),
                 c.name,
                 ik,
                 sk,
-                c.from,
+                c.from.as_str(),
                 c.from_name,
                 c.msg_id,
                 now()
@@ -58,10 +59,10 @@ impl Tx<'_> {
                 let ik: Option<String> = r.get(2)?;
                 let sk: Option<String> = r.get(3)?;
                 Ok(StagedContact {
-                    fingerprint: r.get(0)?,
+                    fingerprint: user_id(r, 0)?,
                     name: r.get(1)?,
                     keys: ik.zip(sk),
-                    from: r.get(4)?,
+                    from: user_id(r, 4)?,
                     from_name: r.get(5)?,
                     msg_id: r.get(6)?,
                 })

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{now, StoreError, Tx};
+use super::{json_col, now, user_id_opt, StoreError, Tx};
+use crate::proto::UserId;
 
 /// A room as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +19,15 @@ pub struct GroupRow {
     /// The local label (unique in this store).
     pub name: String,
     /// Current members, without this identity.
-    pub members: BTreeSet<String>,
+    pub members: BTreeSet<UserId>,
     /// Members removed or gone: their own envelopes never bring them back.
-    pub removed: BTreeSet<String>,
+    pub removed: BTreeSet<UserId>,
     /// The roster each member last sent us.
-    pub seen: BTreeMap<String, BTreeSet<String>>,
+    pub seen: BTreeMap<UserId, BTreeSet<UserId>>,
     /// `"active"`, or `"invited"`: held until accepted (`join`).
     pub state: String,
     /// Who brought the room (invitations).
-    pub inviter: Option<String>,
+    pub inviter: Option<UserId>,
 }
 
 impl GroupRow {
@@ -34,10 +35,6 @@ impl GroupRow {
     pub fn is_invitation(&self) -> bool {
         self.state == "invited"
     }
-}
-
-fn json_set(s: &str) -> BTreeSet<String> {
-    serde_json::from_str(s).unwrap_or_default()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -50,11 +47,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
     Ok(GroupRow {
         gid: r.get(0)?,
         name: r.get(1)?,
-        members: json_set(&r.get::<_, String>(2)?),
-        removed: json_set(&r.get::<_, String>(3)?),
-        seen: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        members: json_col(r, 2)?,
+        removed: json_col(r, 3)?,
+        seen: json_col(r, 4)?,
         state: r.get(5)?,
-        inviter: r.get(6)?,
+        inviter: user_id_opt(r, 6)?,
     })
 }
 
@@ -112,7 +109,7 @@ impl Tx<'_> {
                 to_json(&g.removed),
                 to_json(&g.seen),
                 g.state,
-                g.inviter,
+                g.inviter.as_ref().map(UserId::as_str),
                 t
             ],
         )?;

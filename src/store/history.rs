@@ -5,6 +5,7 @@
 use rusqlite::params;
 
 use super::{now, StoreError, Tx};
+use crate::proto::UserId;
 
 const HISTORY_PURPOSE: &str = "history-message";
 
@@ -14,7 +15,7 @@ pub struct HistoryRow {
     /// The message id.
     pub msg_id: String,
     /// The other party (sender of an incoming, recipient of an outgoing).
-    pub peer: String,
+    pub peer: UserId,
     /// `"in"` or `"out"`.
     pub direction: String,
     /// The sender's name as shown when it was kept.
@@ -45,7 +46,7 @@ impl Tx<'_> {
              VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 row.msg_id,
-                row.peer,
+                row.peer.as_str(),
                 row.direction,
                 sealed,
                 ts,
@@ -109,12 +110,20 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (seq, msg_id, peer, direction, sealed, ts, gid) in rows {
+            let Ok(peer) = UserId::try_from(peer) else {
+                return Err(StoreError::Corrupt(
+                    "a kept message's peer is not a user id".into(),
+                ));
+            };
             let Some(v) = self
                 .keys
                 .open(HISTORY_PURPOSE, &sealed)
                 .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
             else {
-                tracing::warn!(peer, "skipping a kept message that does not decrypt");
+                tracing::warn!(
+                    peer = peer.as_str(),
+                    "skipping a kept message that does not decrypt"
+                );
                 continue;
             };
             let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();

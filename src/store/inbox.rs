@@ -3,7 +3,8 @@
 
 use rusqlite::params;
 
-use super::{now, StoreError, Tx};
+use super::{now, user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 /// Mail fetched but not yet processed.
 #[derive(Debug, Clone)]
@@ -22,7 +23,7 @@ pub struct InboxRow {
 #[derive(Debug, Clone)]
 pub struct DeliveredRow {
     /// Sender id.
-    pub peer: String,
+    pub peer: UserId,
     /// Message id.
     pub msg_id: String,
     /// Sender's self-chosen name.
@@ -37,7 +38,7 @@ pub struct DeliveredRow {
 }
 
 /// Decrypted messages and problems (sender id, reason) not yet returned.
-pub type Outcomes = (Vec<DeliveredRow>, Vec<(String, String)>);
+pub type Outcomes = (Vec<DeliveredRow>, Vec<(UserId, String)>);
 
 const DELIVERED_PURPOSE: &str = "delivered-message";
 
@@ -99,7 +100,7 @@ impl Tx<'_> {
     /// sender and id).
     pub fn delivered_insert(
         &self,
-        peer: &str,
+        peer: &UserId,
         msg_id: &str,
         name: &str,
         text: &str,
@@ -115,7 +116,7 @@ impl Tx<'_> {
     /// optionally `group` (`{"id", "name"}`) and `notice` (a record).
     pub fn delivered_insert_value(
         &self,
-        peer: &str,
+        peer: &UserId,
         msg_id: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -125,16 +126,16 @@ impl Tx<'_> {
         let sealed = self.keys.seal(DELIVERED_PURPOSE, &plain);
         self.conn.execute(
             "INSERT OR IGNORE INTO delivered(peer, msg_id, sealed) VALUES(?1, ?2, ?3)",
-            params![peer, msg_id, sealed],
+            params![peer.as_str(), msg_id, sealed],
         )?;
         Ok(())
     }
 
     /// Keeps a delivery problem until it is returned.
-    pub fn problem_insert(&self, peer: &str, reason: &str) -> Result<(), StoreError> {
+    pub fn problem_insert(&self, peer: &UserId, reason: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO problems(peer, reason) VALUES(?1, ?2)",
-            [peer, reason],
+            [peer.as_str(), reason],
         )?;
         Ok(())
     }
@@ -182,6 +183,11 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut delivered = Vec::with_capacity(rows.len());
         for (peer, msg_id, sealed) in rows {
+            let Ok(peer) = UserId::try_from(peer) else {
+                return Err(StoreError::Corrupt(
+                    "a delivered message's sender is not a user id".into(),
+                ));
+            };
             // A row that does not open (damaged file) must not block every
             // later receive: it is dropped with a warning.
             let Some(v) = self
@@ -189,8 +195,11 @@ impl Tx<'_> {
                 .open(DELIVERED_PURPOSE, &sealed)
                 .and_then(|plain| serde_json::from_slice::<serde_json::Value>(&plain).ok())
             else {
-                tracing::warn!(peer, "dropping a stored message that does not decrypt");
-                self.delivered_delete(&peer, &msg_id)?;
+                tracing::warn!(
+                    peer = peer.as_str(),
+                    "dropping a stored message that does not decrypt"
+                );
+                self.delivered_delete(peer.as_str(), &msg_id)?;
                 continue;
             };
             let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
@@ -215,7 +224,7 @@ impl Tx<'_> {
             .conn
             .prepare("SELECT peer, reason FROM problems ORDER BY seq")?;
         let problems = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| Ok((user_id(r, 0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         self.conn.execute_batch("DELETE FROM problems;")?;
         Ok((delivered, problems))
@@ -238,8 +247,8 @@ impl Tx<'_> {
             if !kind.starts_with(prefix) {
                 continue;
             }
-            self.delivered_delete(&d.peer, &d.msg_id)?;
-            n.insert("from".into(), d.peer.clone().into());
+            self.delivered_delete(d.peer.as_str(), &d.msg_id)?;
+            n.insert("from".into(), String::from(d.peer).into());
             out.push(serde_json::Value::Object(n));
         }
         Ok(out)

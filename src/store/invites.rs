@@ -5,7 +5,8 @@
 
 use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{json_col, StoreError, Tx};
+use crate::proto::UserId;
 
 /// One minted code.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,7 @@ pub struct InviteRow {
     /// Redemptions so far.
     pub uses: i64,
     /// Who redeemed it (user ids).
-    pub used_by: Vec<String>,
+    pub used_by: Vec<UserId>,
     /// Revoked by its owner.
     pub revoked: bool,
 }
@@ -67,7 +68,7 @@ impl Tx<'_> {
                     created: r.get(4)?,
                     expires: r.get(5)?,
                     uses: r.get(6)?,
-                    used_by: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                    used_by: json_col(r, 7)?,
                     revoked: r.get(8)?,
                 })
             })?
@@ -76,7 +77,7 @@ impl Tx<'_> {
     }
 
     /// Records one more redemption, by `by`.
-    pub fn invite_used(&self, hash: &str, used_by: &[String]) -> Result<(), StoreError> {
+    pub fn invite_used(&self, hash: &str, used_by: &[UserId]) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE invites SET uses=uses+1, used_by=?2 WHERE hash=?1",
             params![

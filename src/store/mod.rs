@@ -37,6 +37,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 use vodozemac::olm::Account;
 
+use crate::proto::UserId;
+
 pub use crypto::{KdfParams, StoreKeys};
 pub use lock::StoreLock;
 
@@ -82,7 +84,14 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        match e {
+            // a column that does not hold what this version writes (an id
+            // that is not one, a roster that is not JSON): damage, not a
+            // database failure worth retrying
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(e.to_string()),
+            e => StoreError::Sqlite(e.to_string()),
+        }
     }
 }
 
@@ -90,6 +99,38 @@ impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(e.to_string())
     }
+}
+
+/// Reads column `idx` as a user id. Only checked ids are ever written, so
+/// anything else is damage, reported as such rather than carried on as text.
+fn user_id(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<UserId> {
+    let text: String = row.get(idx)?;
+    UserId::try_from(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Reads column `idx` as an optional user id (see [`user_id`]).
+fn user_id_opt(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<UserId>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|t| {
+        UserId::try_from(t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+/// Reads column `idx` as JSON text of a `T` (rosters and id lists); text
+/// that does not parse is damage, never silently an empty value.
+fn json_col<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Seconds since the epoch, as a float (what the reference stores).
@@ -455,18 +496,76 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = cheap_store(&tmp.path().join("s"));
         store
-            .tx(|t| t.block("f1041c25c87351d8550b31cc6b13ab04"))
+            .tx(|t| t.block(&UserId::parse("f1041c25c87351d8550b31cc6b13ab04", "id").unwrap()))
             .unwrap();
         let seen = store.read(|t| t.blocked()).unwrap();
         assert_eq!(seen, ["f1041c25c87351d8550b31cc6b13ab04"]);
-        let err = store.read(|t| t.block("00112233445566778899aabbccddeeff"));
+        let err = store
+            .read(|t| t.block(&UserId::parse("00112233445566778899aabbccddeeff", "id").unwrap()));
         assert!(err.is_err(), "a write inside read() must fail");
         assert_eq!(store.read(|t| t.blocked()).unwrap().len(), 1);
         // and writing transactions still work afterwards
         store
-            .tx(|t| t.block("00112233445566778899aabbccddeeff"))
+            .tx(|t| t.block(&UserId::parse("00112233445566778899aabbccddeeff", "id").unwrap()))
             .unwrap();
         assert_eq!(store.read(|t| t.blocked()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn ids_and_rosters_that_do_not_parse_are_damage_not_silently_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = cheap_store(&tmp.path().join("s"));
+        let good = UserId::parse("f1041c25c87351d8550b31cc6b13ab04", "id").unwrap();
+        store
+            .tx(|t| {
+                t.peer_upsert(&PeerRow {
+                    name: "bob".into(),
+                    id: good.clone(),
+                    pin: None,
+                    signing_key: None,
+                })
+            })
+            .unwrap();
+        let peers = store.read(|t| t.peers()).unwrap();
+        assert_eq!(peers[0].id, good, "a checked id reads back typed");
+        // a row no version of ours writes: an id that is not one
+        store
+            .tx(|t| {
+                t.conn
+                    .execute("INSERT INTO peers(name, id) VALUES('eve', 'not an id')", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let err = store.read(|t| t.peers()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        // a roster that is not JSON is damage too, never an empty room
+        store
+            .tx(|t| {
+                t.group_save(&GroupRow {
+                    gid: "00112233445566778899aabbccddeeff".into(),
+                    name: "room".into(),
+                    members: [good.clone()].into(),
+                    removed: Default::default(),
+                    seen: [(good.clone(), [good.clone()].into())].into(),
+                    state: "active".into(),
+                    inviter: Some(good.clone()),
+                })
+            })
+            .unwrap();
+        let g = store.read(|t| t.groups()).unwrap();
+        assert_eq!(
+            g[0].seen[&good].len(),
+            1,
+            "a roster map keyed by ids round-trips"
+        );
+        store
+            .tx(|t| {
+                t.conn.execute("UPDATE groups SET members='[\"x\"'", [])?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let err = store.read(|t| t.groups()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     }
 
     #[test]

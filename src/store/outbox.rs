@@ -2,7 +2,8 @@
 
 use rusqlite::params;
 
-use super::{now, StoreError, Tx};
+use super::{now, user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 /// A sent message awaiting its acknowledgement.
 #[derive(Debug, Clone)]
@@ -10,7 +11,7 @@ pub struct OutboxRow {
     /// The message id inside the envelope.
     pub id: String,
     /// Recipient id.
-    pub peer: String,
+    pub peer: UserId,
     /// Olm message type.
     pub mtype: u8,
     /// Padded base64 ciphertext, exactly as first sent.
@@ -24,7 +25,7 @@ impl Tx<'_> {
         self.conn.execute(
             "INSERT OR REPLACE INTO outbox(id, peer, mtype, body, created, last_sent) \
              VALUES(?1, ?2, ?3, ?4, ?5, ?5)",
-            params![row.id, row.peer, row.mtype, row.body, t],
+            params![row.id, row.peer.as_str(), row.mtype, row.body, t],
         )?;
         Ok(())
     }
@@ -38,7 +39,7 @@ impl Tx<'_> {
             .query_map([cutoff], |r| {
                 Ok(OutboxRow {
                     id: r.get(0)?,
-                    peer: r.get(1)?,
+                    peer: user_id(r, 1)?,
                     mtype: r.get(2)?,
                     body: r.get(3)?,
                 })

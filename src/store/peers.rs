@@ -2,7 +2,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{StoreError, Tx};
+use super::{user_id, StoreError, Tx};
+use crate::proto::UserId;
 
 /// A saved peer.
 #[derive(Debug, Clone)]
@@ -10,7 +11,7 @@ pub struct PeerRow {
     /// Local name.
     pub name: String,
     /// Peer id.
-    pub id: String,
+    pub id: UserId,
     /// Pinned identity key.
     pub pin: Option<String>,
     /// Verified signing key (with `pin`: the contact's keys were checked
@@ -25,7 +26,7 @@ impl Tx<'_> {
             "INSERT INTO peers(name, id, pin, signing_key) VALUES(?1, ?2, ?3, ?4) \
              ON CONFLICT(name) DO UPDATE SET id=excluded.id, pin=excluded.pin, \
              signing_key=excluded.signing_key",
-            params![p.name, p.id, p.pin, p.signing_key],
+            params![p.name, p.id.as_str(), p.pin, p.signing_key],
         )?;
         Ok(())
     }
@@ -39,7 +40,7 @@ impl Tx<'_> {
             .query_map([], |r| {
                 Ok(PeerRow {
                     name: r.get(0)?,
-                    id: r.get(1)?,
+                    id: user_id(r, 1)?,
                     pin: r.get(2)?,
                     signing_key: r.get(3)?,
                 })
@@ -58,7 +59,7 @@ impl Tx<'_> {
                 |r| {
                     Ok(PeerRow {
                         name: r.get(0)?,
-                        id: r.get(1)?,
+                        id: user_id(r, 1)?,
                         pin: r.get(2)?,
                         signing_key: r.get(3)?,
                     })
@@ -76,7 +77,7 @@ impl Tx<'_> {
             .query_map([id], |r| {
                 Ok(PeerRow {
                     name: r.get(0)?,
-                    id: r.get(1)?,
+                    id: user_id(r, 1)?,
                     pin: r.get(2)?,
                     signing_key: r.get(3)?,
                 })
@@ -96,13 +97,13 @@ impl Tx<'_> {
     /// Records the verified keys of every name saved for `id`.
     pub fn peer_set_keys(
         &self,
-        id: &str,
+        id: &UserId,
         identity_key: &str,
         signing_key: &str,
     ) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
             "UPDATE peers SET pin=?2, signing_key=?3 WHERE id=?1",
-            params![id, identity_key, signing_key],
+            params![id.as_str(), identity_key, signing_key],
         )?)
     }
 }

@@ -146,7 +146,7 @@ async fn run_inbox(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
         let mut out = output::Lines::stdout();
         for c in &cards {
             let via = if c.from_name.is_empty() {
-                &c.from
+                c.from.as_str()
             } else {
                 &c.from_name
             };
