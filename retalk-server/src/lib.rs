@@ -40,6 +40,7 @@ mod io;
 mod metrics;
 pub mod migrate;
 mod nonces;
+mod senders;
 mod server;
 mod sig;
 mod storage;

@@ -28,6 +28,8 @@ use retalk_proto::{Nonce, UserId, WireError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::senders::SenderCounts;
+
 /// The reference's schema, verbatim (both generations; 0.0.1 lacks the last
 /// two tables, which are harmless to it).
 const REFERENCE_SCHEMA: &str = "
@@ -84,36 +86,18 @@ CREATE TABLE IF NOT EXISTS retalk_nonces(
     nonce TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS retalk_nonces_by_ts ON retalk_nonces(ts);
-CREATE TABLE IF NOT EXISTS retalk_mailboxes(
-    recipient TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    PRIMARY KEY(recipient, sender)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retalk_mailbox_totals(
     recipient TEXT NOT NULL PRIMARY KEY,
     count INTEGER NOT NULL,
     bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_in AFTER INSERT ON messages BEGIN
-    INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
-    VALUES(ifnull(NEW.recipient, ''), ifnull(NEW.sender, ''), 1,
-           ifnull(length(CAST(NEW.body AS BLOB)), 0))
-    ON CONFLICT(recipient, sender) DO UPDATE SET
-        count = count + 1, bytes = bytes + excluded.bytes;
+CREATE TRIGGER IF NOT EXISTS retalk_mailbox_totals_in AFTER INSERT ON messages BEGIN
     INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
     VALUES(ifnull(NEW.recipient, ''), 1, ifnull(length(CAST(NEW.body AS BLOB)), 0))
     ON CONFLICT(recipient) DO UPDATE SET
         count = count + 1, bytes = bytes + excluded.bytes;
 END;
-CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_out AFTER DELETE ON messages BEGIN
-    UPDATE retalk_mailboxes
-        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
-        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '');
-    DELETE FROM retalk_mailboxes
-        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '')
-          AND count <= 0;
+CREATE TRIGGER IF NOT EXISTS retalk_mailbox_totals_out AFTER DELETE ON messages BEGIN
     UPDATE retalk_mailbox_totals
         SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
         WHERE recipient = ifnull(OLD.recipient, '');
@@ -122,24 +106,36 @@ CREATE TRIGGER IF NOT EXISTS retalk_mailboxes_out AFTER DELETE ON messages BEGIN
 END;
 ";
 
-/// Run once when a file moves to schema 3: the per-(recipient, sender)
+/// Run once when a file moves to schema 3 or later: the per-recipient
 /// totals of the mail already waiting. From then on the triggers above keep
 /// them, in the same transaction as each insert and delete (whichever
 /// program writes the file).
-const FILL_MAILBOXES: &str = "
-DELETE FROM retalk_mailboxes;
-INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
-    SELECT ifnull(recipient, ''), ifnull(sender, ''), COUNT(*),
-           ifnull(SUM(length(CAST(body AS BLOB))), 0)
-    FROM messages GROUP BY 1, 2;
+const FILL_TOTALS: &str = "
 DELETE FROM retalk_mailbox_totals;
 INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
-    SELECT recipient, SUM(count), SUM(bytes) FROM retalk_mailboxes GROUP BY 1;
+    SELECT ifnull(recipient, ''), COUNT(*), ifnull(SUM(length(CAST(body AS BLOB))), 0)
+    FROM messages GROUP BY 1;
+";
+
+/// Schema 4 drops schema 3's per-(recipient, sender) counts: the writer
+/// keeps them in memory instead (see [`crate::senders`]). Its triggers kept
+/// both tables; they are replaced by the totals-only triggers above (new
+/// names, so that `CREATE TRIGGER IF NOT EXISTS` cannot keep an old body).
+const DROP_SCHEMA_3: &str = "
+DROP TRIGGER IF EXISTS retalk_mailboxes_in;
+DROP TRIGGER IF EXISTS retalk_mailboxes_out;
+DROP TABLE IF EXISTS retalk_mailboxes;
 ";
 
 /// `PRAGMA user_version` once this relay's indexes exist. Later migrations
 /// bump it; the reference never sets it (it stays 0).
-pub const SCHEMA_VERSION: i64 = 3;
+///
+/// * 3: mailbox totals per recipient and per (recipient, sender), kept by
+///   triggers;
+/// * 4: the per-(recipient, sender) table and its triggers dropped (the
+///   writer counts those in memory), totals per recipient kept by new
+///   triggers.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
@@ -237,9 +233,10 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              ({SCHEMA_VERSION}); upgrade retalk-server"
         )));
     }
-    let fill = if version < 3 { FILL_MAILBOXES } else { "" };
+    let drop = if version < 4 { DROP_SCHEMA_3 } else { "" };
+    let fill = if version < 3 { FILL_TOTALS } else { "" };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {REFERENCE_SCHEMA} {RELAY_SCHEMA} {fill} \
+        "BEGIN IMMEDIATE; {drop} {REFERENCE_SCHEMA} {RELAY_SCHEMA} {fill} \
          PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
 }
@@ -498,6 +495,7 @@ pub fn claim_key(conn: &Connection, peer: &UserId) -> OpResult<ClaimedKey> {
 /// `send_message`: store a ciphertext for a recipient with published keys,
 /// unless the recipient refused this exact body (then hand back the signed
 /// refusal) or its mailbox is full.
+#[allow(clippy::too_many_arguments)]
 pub fn send_message(
     conn: &Connection,
     sender: &UserId,
@@ -506,6 +504,7 @@ pub fn send_message(
     now: f64,
     caps: &MailboxCaps,
     refused_ttl_secs: f64,
+    senders: &mut SenderCounts,
 ) -> OpResult<SendOutcome> {
     let known = conn
         .prepare_cached("SELECT 1 FROM users WHERE id=?1")?
@@ -532,19 +531,15 @@ pub fn send_message(
         });
     }
     if caps.messages > 0 || caps.per_sender > 0 || caps.bytes > 0 {
-        // Two primary-key lookups, whatever the number of senders.
+        // One primary-key lookup, and the writer's count of this sender's
+        // mail there (see [`crate::senders`]), whatever the number of senders.
         let (waiting, bytes): (u64, u64) = conn
             .prepare_cached("SELECT count, bytes FROM retalk_mailbox_totals WHERE recipient = ?1")?
             .query_row([req.to.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, 0));
         let from_sender: u64 = if caps.per_sender > 0 {
-            conn.prepare_cached(
-                "SELECT count FROM retalk_mailboxes WHERE recipient = ?1 AND sender = ?2",
-            )?
-            .query_row([req.to.as_str(), sender.as_str()], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0)
+            senders.waiting(conn, req.to.as_str(), sender.as_str())?
         } else {
             0
         };
@@ -583,6 +578,7 @@ pub fn send_message(
         u8::from(req.mtype),
         req.body
     ])?;
+    senders.stored(req.to.as_str(), sender.as_str());
     Ok(SendOutcome::Stored {
         message_id: conn.last_insert_rowid(),
         ts: now,
@@ -773,12 +769,23 @@ mod tests {
         get_keys(&conn, &bob).unwrap();
         claim_key(&conn, &bob).unwrap();
         let send = SendMessage::new(bob.clone(), MessageType::Normal, b"ciphertext");
+        let mut counts = SenderCounts::default();
         let caps = MailboxCaps {
             messages: 100,
             per_sender: 100,
             bytes: 1 << 20,
         };
-        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
+        send_message(
+            &conn,
+            &alice,
+            &send,
+            &"0".repeat(64),
+            1e6,
+            &caps,
+            3600.0,
+            &mut counts,
+        )
+        .unwrap();
         read_messages(&conn, &bob, Some(&alice), true).unwrap();
         read_messages(&conn, &bob, None, true).unwrap();
         read_messages(&conn, &bob, Some(&alice), false).unwrap();
@@ -800,7 +807,17 @@ mod tests {
             3600.0,
         )
         .unwrap();
-        send_message(&conn, &alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0).unwrap();
+        send_message(
+            &conn,
+            &alice,
+            &send,
+            &"0".repeat(64),
+            1e6,
+            &caps,
+            3600.0,
+            &mut counts,
+        )
+        .unwrap();
         record_nonce(&conn, &Nonce::parse(&"1".repeat(32)).unwrap(), 1e6).unwrap();
         recent_nonces(&conn, 1e6 - 600.0).unwrap();
         prune(&conn, 1e6, 3600.0).unwrap();

@@ -50,6 +50,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::nonces::{GroupNonces, NonceMemory};
+use crate::senders::SenderCounts;
 use crate::store::{self, OpError};
 use crate::waiters::Waiters;
 
@@ -243,6 +244,7 @@ pub fn spawn(
             Writer {
                 conn,
                 nonces,
+                senders: SenderCounts::default(),
                 limits,
                 waiters,
                 syncer: sync_tx,
@@ -321,6 +323,8 @@ struct Writer {
     conn: Connection,
     /// Nonces seen recently (a cache of the database's record).
     nonces: NonceMemory,
+    /// Each mailbox's mail per sender (a cache of the database's).
+    senders: SenderCounts,
     limits: Limits,
     waiters: Arc<Waiters>,
     /// The syncer's queue, with `Durability::Full`.
@@ -358,7 +362,10 @@ impl Writer {
             // A bug must not take the relay down: a panicking group is
             // rolled back (the transaction's drop) and its requests are
             // answered "unavailable" when their reply channels drop.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(batch)));
+            if std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(batch))).is_err() {
+                // Rolled back: what the group counted is not in the file.
+                self.senders.forget();
+            }
             if stop {
                 return;
             }
@@ -375,7 +382,11 @@ impl Writer {
         if let Err(e) = store::prune(&self.conn, now, self.limits.refused_ttl_secs) {
             tracing::warn!("pruning old nonces failed: {e}");
         }
-        match store::expire_messages(&self.conn, now, self.limits.message_ttl_secs) {
+        let expired = store::expire_messages(&self.conn, now, self.limits.message_ttl_secs);
+        if !matches!(expired, Ok(0)) {
+            self.senders.forget();
+        }
+        match expired {
             Ok(0) => {}
             Ok(n) => {
                 metrics::counter!("retalk_expired_messages_total").increment(n as u64);
@@ -396,13 +407,14 @@ impl Writer {
         let mut delivered: Vec<UserId> = Vec::new();
         let mut nonces = GroupNonces::default();
         let memory = &self.nonces;
+        let senders = &mut self.senders;
         let committed = (|| -> rusqlite::Result<()> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             metrics::histogram!("retalk_group_commit_size").record(batch.len() as f64);
             for job in batch.drain(..) {
-                let result = execute(&tx, &self.limits, memory, &mut nonces, &job, now);
+                let result = execute(&tx, &self.limits, memory, &mut nonces, senders, &job, now);
                 let status = match &result {
                     Ok(_) => 200,
                     Err(OpError::Refused(e)) => e.status(),
@@ -449,6 +461,9 @@ impl Writer {
         }
         if committed.is_ok() {
             nonces.commit(&mut self.nonces, now);
+        } else {
+            // Rolled back: what the group counted is not in the file.
+            self.senders.forget();
         }
         match committed {
             Ok(()) => match &self.syncer {
@@ -477,6 +492,7 @@ fn execute(
     limits: &Limits,
     memory: &NonceMemory,
     nonces: &mut GroupNonces,
+    senders: &mut SenderCounts,
     job: &Job,
     now: f64,
 ) -> Result<Outcome, OpError> {
@@ -501,9 +517,13 @@ fn execute(
             now,
             &limits.mailbox,
             limits.refused_ttl_secs,
+            senders,
         )?),
         Op::Read { peer, peek, wait } => {
             let mail = store::read_messages(conn, caller, peer.as_ref(), *peek)?;
+            if !*peek {
+                senders.delivered(caller.as_str(), mail.iter().map(|m| m.from.as_str()));
+            }
             let wait = match wait {
                 Some(secs) if mail.is_empty() => Some(WaitPlan {
                     caller: caller.clone(),

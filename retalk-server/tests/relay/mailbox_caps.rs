@@ -99,10 +99,12 @@ async fn the_caps_count_mail_stored_before_the_upgrade() {
     r.ok(&alice, &send_req(&bob_id, "2")).await;
     let TestRelay { relay, dir, http } = r;
     relay.shutdown().await;
-    // Forget the totals, as a file written by the reference would be.
+    // Forget the totals and their triggers, as a file written by the
+    // reference would be.
     let db = rusqlite::Connection::open(dir.path().join("server.db")).unwrap();
     db.execute_batch(
-        "DROP TABLE retalk_mailboxes; DROP TABLE retalk_mailbox_totals; PRAGMA user_version=2;",
+        "DROP TRIGGER retalk_mailbox_totals_in; DROP TRIGGER retalk_mailbox_totals_out; \
+         DROP TABLE retalk_mailbox_totals; PRAGMA user_version=0;",
     )
     .unwrap();
     drop(db);
@@ -111,6 +113,143 @@ async fn the_caps_count_mail_stored_before_the_upgrade() {
     r.ok(&alice, &send_req(&bob_id, "3")).await;
     let (status, _) = r.call(&alice, &send_req(&bob_id, "4")).await;
     assert_eq!(status, 429);
+}
+
+/// Schema 3's per-(recipient, sender) table and the triggers that kept it,
+/// as a relay before schema 4 left them in its file.
+const SCHEMA_3: &str = "
+DROP TRIGGER retalk_mailbox_totals_in;
+DROP TRIGGER retalk_mailbox_totals_out;
+CREATE TABLE retalk_mailboxes(
+    recipient TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY(recipient, sender)
+) WITHOUT ROWID;
+INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
+    SELECT ifnull(recipient, ''), ifnull(sender, ''), COUNT(*),
+           ifnull(SUM(length(CAST(body AS BLOB))), 0)
+    FROM messages GROUP BY 1, 2;
+CREATE TRIGGER retalk_mailboxes_in AFTER INSERT ON messages BEGIN
+    INSERT INTO retalk_mailboxes(recipient, sender, count, bytes)
+    VALUES(ifnull(NEW.recipient, ''), ifnull(NEW.sender, ''), 1,
+           ifnull(length(CAST(NEW.body AS BLOB)), 0))
+    ON CONFLICT(recipient, sender) DO UPDATE SET
+        count = count + 1, bytes = bytes + excluded.bytes;
+    INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
+    VALUES(ifnull(NEW.recipient, ''), 1, ifnull(length(CAST(NEW.body AS BLOB)), 0))
+    ON CONFLICT(recipient) DO UPDATE SET
+        count = count + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER retalk_mailboxes_out AFTER DELETE ON messages BEGIN
+    UPDATE retalk_mailboxes
+        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
+        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '');
+    DELETE FROM retalk_mailboxes
+        WHERE recipient = ifnull(OLD.recipient, '') AND sender = ifnull(OLD.sender, '')
+          AND count <= 0;
+    UPDATE retalk_mailbox_totals
+        SET count = count - 1, bytes = bytes - ifnull(length(CAST(OLD.body AS BLOB)), 0)
+        WHERE recipient = ifnull(OLD.recipient, '');
+    DELETE FROM retalk_mailbox_totals
+        WHERE recipient = ifnull(OLD.recipient, '') AND count <= 0;
+END;
+PRAGMA user_version=3;
+";
+
+/// A file from a schema-3 relay (per-sender counts in a table) moves to
+/// schema 4: the table and its triggers go, the per-sender cap still counts
+/// the mail stored before (counted from the messages themselves, also after
+/// a restart), and the totals stay right through sends and reads.
+#[tokio::test]
+async fn a_schema_3_file_keeps_its_caps_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_mailbox = 4;
+    cfg.max_mailbox_per_sender = 2;
+    let relay = Relay::start(cfg.clone()).await.unwrap();
+    let r = TestRelay {
+        relay,
+        dir,
+        http: client(),
+    };
+    let (alice, _) = r.user(0).await;
+    let (carol, _) = r.user(0).await;
+    let (bob, bob_id) = r.user(0).await;
+    r.ok(&alice, &send_req(&bob_id, "1")).await;
+    r.ok(&alice, &send_req(&bob_id, "2")).await;
+    r.ok(&carol, &send_req(&bob_id, "3")).await;
+    let TestRelay { relay, dir, http } = r;
+    relay.shutdown().await;
+    let db = rusqlite::Connection::open(dir.path().join("server.db")).unwrap();
+    db.execute_batch(SCHEMA_3).unwrap();
+    drop(db);
+    let relay = Relay::start(cfg.clone()).await.unwrap();
+    let r = TestRelay { relay, dir, http };
+    // alice's two are counted; carol has room for one more.
+    let (status, body) = r.call(&alice, &send_req(&bob_id, "4")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(error_text(&body).contains("per-sender cap 2"), "{body}");
+    r.ok(&carol, &send_req(&bob_id, "5")).await;
+    // The mailbox total (4) is reached too.
+    let (dave, _) = r.user(0).await;
+    let (status, body) = r.call(&dave, &send_req(&bob_id, "6")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(error_text(&body).contains("cap 4"), "{body}");
+    let db = rusqlite::Connection::open(r.dir.path().join("server.db")).unwrap();
+    let (version, old, triggers): (i64, i64, String) = db
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+             (SELECT COUNT(*) FROM sqlite_master WHERE name = 'retalk_mailboxes'), \
+             (SELECT group_concat(name, ',') FROM \
+                (SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name))",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(version, 4);
+    assert_eq!(old, 0, "the per-sender table is gone");
+    assert_eq!(
+        triggers,
+        "retalk_mailbox_totals_in,retalk_mailbox_totals_out"
+    );
+    drop(db);
+    // Reading alice's mail frees her share at once, and after a restart the
+    // counts are taken again from what is left.
+    r.ok(
+        &bob,
+        &ReadMessages {
+            peer: Some(id_of(&alice)),
+            ..Default::default()
+        },
+    )
+    .await;
+    r.ok(&alice, &send_req(&bob_id, "7")).await;
+    let TestRelay { relay, dir, http } = r;
+    relay.shutdown().await;
+    let relay = Relay::start(cfg).await.unwrap();
+    let r = TestRelay { relay, dir, http };
+    r.ok(&alice, &send_req(&bob_id, "8")).await;
+    let (status, body) = r.call(&alice, &send_req(&bob_id, "9")).await;
+    assert_eq!(status, 429, "{body}");
+    let db = rusqlite::Connection::open(r.dir.path().join("server.db")).unwrap();
+    let totals: (i64, i64) = db
+        .query_row(
+            "SELECT count, bytes FROM retalk_mailbox_totals WHERE recipient = ?1",
+            [bob_id.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    let actual: (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), SUM(length(body)) FROM messages WHERE recipient = ?1",
+            [bob_id.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(totals, actual);
+    assert_eq!(totals.0, 4, "carol's 3 and 5, alice's 7 and 8");
 }
 
 fn age_everything(dir: &tempfile::TempDir, table: &str, secs: f64) {
@@ -152,7 +291,7 @@ async fn undelivered_mail_expires() {
         // The totals followed the deletion: the mailbox is empty again.
         let db = rusqlite::Connection::open(r.dir.path().join("server.db")).unwrap();
         let left: i64 = db
-            .query_row("SELECT (SELECT COUNT(*) FROM retalk_mailboxes) + (SELECT COUNT(*) FROM retalk_mailbox_totals)", [], |row| {
+            .query_row("SELECT COUNT(*) FROM retalk_mailbox_totals", [], |row| {
                 row.get(0)
             })
             .unwrap();
