@@ -124,7 +124,7 @@ fn terminal_view_refusals_are_clear() {
     let r = p.run(&["show", "alice"], &[]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("show needs a conversation"),
+        r.stderr.contains("show needs a conversation") && r.stderr.contains("--dir DIR"),
         "{}",
         r.stderr
     );

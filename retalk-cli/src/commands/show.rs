@@ -106,7 +106,7 @@ pub async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<(), CliError> {
     if !args.web && peer.is_none() && args.group.is_none() {
         return Err(
             CliError::usage("show needs a conversation: a PEER, or --web").hint(
-                "`retalk show USER PEER`, `retalk show PEER -s DIR`, or `retalk show USER --web`",
+                "`retalk show USER PEER`, `retalk show PEER --dir DIR`, or `retalk show USER --web`",
             ),
         );
     }
@@ -177,7 +177,7 @@ fn selection(g: &Global, args: &Args) -> Result<(Global, Option<String>), CliErr
     let chosen = g.store.is_some() || g.user_level.is_some();
     match (&args.user, &args.peer) {
         (Some(_), Some(_)) if chosen => Err(CliError::usage(
-            "with -s/--dir or -u/--user, give just the PEER: retalk show PEER -s DIR",
+            "with -s/--dir or -u/--user, give just the PEER: retalk show PEER --dir DIR",
         )),
         (Some(one), None) if chosen => Ok((global, Some(one.clone()))),
         (Some(user), peer) => {
