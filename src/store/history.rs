@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{now, StoreError, Tx};
+use super::{now, user_id, StoreError, Tx};
 use crate::proto::UserId;
 
 const HISTORY_PURPOSE: &str = "history-message";
@@ -100,7 +100,7 @@ impl Tx<'_> {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    user_id(r, 2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, f64>(5)?,
@@ -110,11 +110,6 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (seq, msg_id, peer, direction, sealed, ts, gid) in rows {
-            let Ok(peer) = UserId::try_from(peer) else {
-                return Err(StoreError::Corrupt(
-                    "a kept message's peer is not a user id".into(),
-                ));
-            };
             let Some(v) = self
                 .keys
                 .open(HISTORY_PURPOSE, &sealed)

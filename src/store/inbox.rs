@@ -175,7 +175,7 @@ impl Tx<'_> {
         let rows = stmt
             .query_map([peer], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    user_id(r, 0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                 ))
@@ -183,11 +183,6 @@ impl Tx<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut delivered = Vec::with_capacity(rows.len());
         for (peer, msg_id, sealed) in rows {
-            let Ok(peer) = UserId::try_from(peer) else {
-                return Err(StoreError::Corrupt(
-                    "a delivered message's sender is not a user id".into(),
-                ));
-            };
             // A row that does not open (damaged file) must not block every
             // later receive: it is dropped with a warning.
             let Some(v) = self

@@ -105,20 +105,20 @@ impl From<std::io::Error> for StoreError {
 /// anything else is damage, reported as such rather than carried on as text.
 fn user_id(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<UserId> {
     let text: String = row.get(idx)?;
-    UserId::try_from(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    UserId::try_from(text).map_err(|e| damaged(idx, e))
 }
 
 /// Reads column `idx` as an optional user id (see [`user_id`]).
 fn user_id_opt(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<UserId>> {
     let text: Option<String> = row.get(idx)?;
-    text.map(|t| {
-        UserId::try_from(t).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-        })
-    })
-    .transpose()
+    text.map(|t| UserId::try_from(t).map_err(|e| damaged(idx, e)))
+        .transpose()
+}
+
+/// A text column that does not hold what this version writes (reported as
+/// [`StoreError::Corrupt`] by the `From` conversion).
+fn damaged(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
 }
 
 /// Reads column `idx` as JSON text of a `T` (rosters and id lists); text
@@ -128,9 +128,7 @@ fn json_col<T: serde::de::DeserializeOwned>(
     idx: usize,
 ) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    serde_json::from_str(&text).map_err(|e| damaged(idx, e))
 }
 
 /// Seconds since the epoch, as a float (what the reference stores).
