@@ -14,6 +14,7 @@
 //! | `retalk_rate_limited_total` | counter | `scope` (`user` or `address`) |
 //! | `retalk_api_key_refusals_total` | counter | |
 //! | `retalk_group_commit_size` | histogram | requests per group commit |
+//! | `retalk_verify_batch_size` | histogram | request bodies per signature batch |
 //! | `retalk_fsync_seconds` | histogram | time of each WAL fsync |
 //! | `retalk_storage_errors_total` | counter | `stage` (`commit` or `sync`) |
 //! | `retalk_waiting_readers` | gauge | |

@@ -40,6 +40,7 @@ async fn metrics_health_and_readiness_are_served_on_their_own_address() {
         "retalk_verification_failures_total{reason=\"bad_signature\"}",
         "retalk_rate_limited_total{scope=\"user\"}",
         "retalk_group_commit_size",
+        "retalk_verify_batch_size",
         "retalk_fsync_seconds",
         "retalk_mailbox_messages",
         "retalk_mailbox_bytes",
