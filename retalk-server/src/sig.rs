@@ -120,7 +120,10 @@ pub fn verify(key: &VerifyingKey, sig: &[u8; 64], msg: &[u8]) -> bool {
 ///    keys the request parser already decoded (and remembers per thread),
 ///    so only each `R` is decompressed. Its equation is **cofactorless**:
 ///    when it holds, the cofactored one (the relay's rule) holds too, since
-///    it is the same sum multiplied by 8. So its "yes" is final.
+///    it is the same sum multiplied by 8. Its random coefficients are drawn
+///    from a hash of every input of the batch (dalek's design), so no
+///    submitter can pick signatures whose errors cancel. So its "yes" is
+///    final.
 /// 2. Its "no" is not: a signature the owner made with a mixed-order key or
 ///    `R` passes the relay's rule yet may fail a cofactorless batch. So a
 ///    "no" is asked again of ed25519-zebra's cofactored batch check, the
