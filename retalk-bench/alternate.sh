@@ -21,6 +21,10 @@ for _ in $(seq "$rounds"); do
   for bin in "$@"; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     row=$("$bench" send --spawn ours --relay-bin "$bin" --requests 40000 --concurrency "$conns" 2>&1 | grep '^| ours' || true)
+    if [ -z "$row" ]; then
+      echo "$(basename "$bin") conns=$conns load=$load FAILED (run it alone to see why)"
+      continue
+    fi
     # columns: sends/s, p50, p99, relay CPU per send
     echo "$(basename "$bin") conns=$conns load=$load $(echo "$row" | awk -F'|' '{print $7, $8, $9, $11}')"
   done
