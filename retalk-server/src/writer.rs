@@ -51,6 +51,7 @@ use tokio::sync::oneshot;
 
 use crate::nonces::{GroupNonces, NonceMemory};
 use crate::senders::SenderCounts;
+use crate::storage::sqlite::wal_buffer;
 use crate::store::{self, OpError};
 use crate::waiters::Waiters;
 
@@ -449,7 +450,16 @@ impl Writer {
                     }
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            // The log's buffer is empty after every commit (see
+            // `wal_buffer`); were it not, these bytes must reach the file
+            // before the syncer's fsync answers the group.
+            let late = wal_buffer::flush(&self.conn)?;
+            if late > 0 {
+                debug_assert_eq!(late, 0, "a commit left bytes in the WAL buffer");
+                tracing::warn!("{late} bytes of a commit were still buffered; written now");
+            }
+            Ok(())
         })();
         // Jobs never reached (after a failure) are answered by their
         // dropped reply channel; the rest learn the group's fate here.

@@ -3,6 +3,8 @@
 //! [`crate::store`]. Both modules keep their place (and their speed); this
 //! is the [`Backend`] face of them.
 
+pub mod wal_buffer;
+
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
