@@ -45,6 +45,7 @@ mod server;
 mod sig;
 mod storage;
 mod store;
+mod timer;
 mod verify;
 mod waiters;
 mod writer;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::Service;
@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use crate::conns::{Admit, Book, ConnState};
 use crate::io::WriteTimeout;
 use crate::storage::Storage;
+use crate::timer::ConnTimer;
 use crate::verify::VerifierHandle;
 use crate::waiters::Shutdown;
 
@@ -147,7 +148,9 @@ async fn serve_connection(
             }
         });
     let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
+        // Its own timer per connection: re-armed about once per timeout,
+        // not per request (see `crate::timer`).
+        .timer(ConnTimer::new())
         // Also bounds how long an idle keep-alive connection stays open:
         // the timer runs while hyper waits for the next request's head.
         .header_read_timeout(timeout)

@@ -43,8 +43,29 @@ struct QueueState {
     stopping: bool,
     /// Threads still running (for answering late bodies "unavailable").
     running: usize,
-    /// Threads waiting for work: a burst is shared with them.
+    /// Threads waiting for work (counted under the lock before they wait):
+    /// a burst is shared with them, and only they need a wake-up.
     idle: usize,
+    /// Wake-ups sent that their threads have not yet taken up (a woken
+    /// thread needs microseconds to run, and every body arriving meanwhile
+    /// would otherwise send another, each a system call).
+    waking: usize,
+}
+
+impl QueueState {
+    /// Whether to wake a waiting thread for new work, counting the wake-up
+    /// as sent. Only a thread waiting for work needs one (the others look
+    /// at the queue before they wait), and only if no wake-up is already on
+    /// its way to it: `notify_one` is a system call even when it wakes
+    /// nobody, and was one per request before this check.
+    fn wake_one(&mut self) -> bool {
+        if self.idle > self.waking {
+            self.waking += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Queue {
@@ -69,8 +90,11 @@ impl VerifierHandle {
             return;
         }
         state.jobs.push_back(job);
+        let wake = state.wake_one();
         drop(state);
-        self.queue.ready.notify_one();
+        if wake {
+            self.queue.ready.notify_one();
+        }
     }
 
     /// Asks every pool thread to stop once the bodies queued before this
@@ -178,12 +202,15 @@ fn take_batch(queue: &Queue) -> Option<Vec<VerifyJob>> {
             .wait(state)
             .unwrap_or_else(PoisonError::into_inner);
         state.idle -= 1;
+        // Woken by a notification or spuriously: either way one fewer is on
+        // its way (an undercount only costs a spare wake-up later).
+        state.waking = state.waking.saturating_sub(1);
     }
     let queued = state.jobs.len();
     let share = queued.div_ceil(state.idle + 1).max(MIN_SPLIT);
     let take = share.min(queued).min(MAX_VERIFY_BATCH);
     let jobs: Vec<VerifyJob> = state.jobs.drain(..take).collect();
-    let more = !state.jobs.is_empty();
+    let more = !state.jobs.is_empty() && state.wake_one();
     drop(state);
     if more {
         queue.ready.notify_one();

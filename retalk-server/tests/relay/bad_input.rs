@@ -304,6 +304,63 @@ async fn idle_connection_is_dropped() {
     }
 }
 
+/// Reads one answer (head and a `content-length` body) from `s`.
+async fn read_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+            .await
+            .expect("no answer")
+            .unwrap();
+        assert!(n > 0, "closed before the answer: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The idle timeout counts from each request, not from the first: a
+/// keep-alive connection whose requests come closer together than the
+/// timeout is served for longer than it (the per-connection timer fires
+/// at an earlier request's deadline and is re-armed), and once it idles
+/// it is closed.
+#[tokio::test]
+async fn a_busy_connection_outlives_the_timeout_and_an_idle_one_does_not() {
+    let timeout = Duration::from_millis(1000);
+    let r = start_with(|c| c.timeout = timeout).await;
+    let mut s = TcpStream::connect(r.relay.local_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        s.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+            .await
+            .unwrap();
+        let answer = read_answer(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+        tokio::time::sleep(timeout * 6 / 10).await;
+    }
+    assert!(started.elapsed() > timeout * 2, "served beyond one timeout");
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut buf))
+        .await
+        .expect("the idle connection was never closed");
+    match n {
+        Ok(0) | Err(_) => {}
+        Ok(n) => {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        }
+    }
+}
+
 /// A body that stops arriving is answered 408 and the connection freed.
 #[tokio::test]
 async fn slow_body_is_dropped() {
