@@ -35,7 +35,7 @@ done
 sleep 1
 n0=$(count)
 events=raw_syscalls:sys_enter,context-switches
-for s in pwrite64 pread64 futex fdatasync fsync recvfrom read writev write epoll_wait; do
+for s in pwrite64 pread64 futex fdatasync fsync fcntl recvfrom read writev write epoll_wait; do
   events="$events,syscalls:sys_enter_$s"
 done
 perf stat --per-thread -e "$events" -p $pid -o "$d/perf.txt" -- sleep 4
