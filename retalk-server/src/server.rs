@@ -29,6 +29,11 @@ use crate::waiters::Shutdown;
 /// released at once, so this only covers slow clients and big answers).
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// Largest request head (request line and headers) accepted. Above the
+/// longest URI hyper takes (64 KiB, refused 414 beyond), far above any head
+/// a client of ours sends.
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
 /// The worker threads behind the HTTP layer, stopped in order at the end.
 pub struct Workers {
     /// Verifier pool.
@@ -154,6 +159,11 @@ async fn serve_connection(
         // Also bounds how long an idle keep-alive connection stays open:
         // the timer runs while hyper waits for the next request's head.
         .header_read_timeout(timeout)
+        // A request head over this is refused 431 however it arrives.
+        // Without it hyper's only bound is its read buffer (about 400 KiB),
+        // which a head arriving in large reads can overshoot, so a 500 KB
+        // header was sometimes accepted (a flaky `hardening` test).
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true)
         .serve_connection(TokioIo::new(WriteTimeout::new(stream, timeout)), service);
     tokio::pin!(conn);
