@@ -127,40 +127,40 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_sleep_ends_at_its_own_deadline() {
         let timer = ConnTimer::new();
-        let start = tokio::time::Instant::now();
         let ms = |n| Duration::from_millis(n);
 
         // Nothing armed: ends on time.
-        timer.sleep(ms(100)).await;
-        let t1 = start.elapsed();
-        assert!(t1 >= ms(100) && t1 < ms(150), "{t1:?}");
+        ends_after(timer.sleep(ms(100)), ms(100)).await;
 
         // The shared timer armed at an earlier deadline, then a later sleep:
         // the early firing does not end it.
         let mut early = timer.sleep(ms(50));
         assert!(futures_poll(early.as_mut()).is_pending());
         drop(early);
-        let begin = tokio::time::Instant::now();
-        timer.sleep(ms(300)).await;
-        let t2 = begin.elapsed();
-        assert!(t2 >= ms(300) && t2 < ms(350), "{t2:?}");
+        ends_after(timer.sleep(ms(300)), ms(300)).await;
 
         // Armed later than a new, shorter sleep: brought forward.
         let mut long = timer.sleep(ms(10_000));
         assert!(futures_poll(long.as_mut()).is_pending());
         drop(long);
-        let begin = tokio::time::Instant::now();
-        timer.sleep(ms(20)).await;
-        let t3 = begin.elapsed();
-        assert!(t3 >= ms(20) && t3 < ms(70), "{t3:?}");
+        ends_after(timer.sleep(ms(20)), ms(20)).await;
 
         // hyper's reset moves a sleep's deadline.
         let mut sleep = timer.sleep(ms(10_000));
         timer.reset(&mut sleep, now() + ms(40));
+        ends_after(sleep, ms(40)).await;
+    }
+
+    /// Awaits `sleep` on the paused clock: it must end at `due`, not before
+    /// and less than 50 ms after.
+    async fn ends_after(sleep: Pin<Box<dyn Sleep>>, due: Duration) {
         let begin = tokio::time::Instant::now();
         sleep.await;
-        let t4 = begin.elapsed();
-        assert!(t4 >= ms(40) && t4 < ms(90), "{t4:?}");
+        let took = begin.elapsed();
+        assert!(
+            took >= due && took < due + Duration::from_millis(50),
+            "due after {due:?}, ended after {took:?}"
+        );
     }
 
     fn futures_poll<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {

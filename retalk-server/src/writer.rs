@@ -397,6 +397,29 @@ impl Writer {
         }
     }
 
+    /// Whether the last commit's log bytes are all in the file. The WAL
+    /// buffer is empty after every commit (see `wal_buffer`); were it not,
+    /// its bytes must reach the file before the syncer's fsync answers the
+    /// group, so they are written here, and a failure to write them fails
+    /// the group as a failed sync does.
+    fn log_written(&self) -> bool {
+        match wal_buffer::flush(&self.conn) {
+            Ok(0) => true,
+            Ok(late) => {
+                debug_assert_eq!(late, 0, "a commit left bytes in the WAL buffer");
+                tracing::warn!("{late} bytes of a commit were still buffered; written now");
+                true
+            }
+            Err(e) => {
+                metrics::counter!("retalk_storage_errors_total", "stage" => "sync").increment(1);
+                tracing::error!(
+                    "writing a commit's buffered log failed, group answered unavailable: {e}"
+                );
+                false
+            }
+        }
+    }
+
     fn run_batch(&mut self, mut batch: Vec<Job>) {
         batch.retain(|job| !job.reply.is_closed());
         if batch.is_empty() {
@@ -450,32 +473,28 @@ impl Writer {
                     }
                 }
             }
-            tx.commit()?;
-            // The log's buffer is empty after every commit (see
-            // `wal_buffer`); were it not, these bytes must reach the file
-            // before the syncer's fsync answers the group.
-            let late = wal_buffer::flush(&self.conn)?;
-            if late > 0 {
-                debug_assert_eq!(late, 0, "a commit left bytes in the WAL buffer");
-                tracing::warn!("{late} bytes of a commit were still buffered; written now");
-            }
-            Ok(())
+            tx.commit()
         })();
         // Jobs never reached (after a failure) are answered by their
         // dropped reply channel; the rest learn the group's fate here.
         drop(batch);
         let group = Committed { answers, delivered };
-        self.health.storage(committed.is_ok());
+        let in_file = committed.is_ok() && self.log_written();
+        self.health.storage(in_file);
         if committed.is_err() {
             metrics::counter!("retalk_storage_errors_total", "stage" => "commit").increment(1);
         }
         if committed.is_ok() {
+            // Committed, so in SQLite's record even if its log bytes could
+            // not be written: a replay must still be refused.
             nonces.commit(&mut self.nonces, now);
         } else {
             // Rolled back: what the group counted is not in the file.
             self.senders.forget();
         }
         match committed {
+            // Durability unknown, as after a failed sync.
+            Ok(()) if !in_file => group.fail(),
             Ok(()) => match &self.syncer {
                 Some(syncer) => {
                     if let Err(mpsc::SendError(group)) = syncer.send(group) {

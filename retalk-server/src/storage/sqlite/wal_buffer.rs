@@ -4,9 +4,10 @@
 //! SQLite writes each frame of its write-ahead log with two `pwrite`s (the
 //! 24-byte frame header, then the page), so a group commit that dirtied 20
 //! pages costs 40 system calls, about 3 per `send_message` in the relay's
-//! benchmark. On a virtual machine a `pwrite` of 4 KiB costs 3 to 6 µs, most
-//! of it the call itself; one `pwrite` of the same 80 KiB costs about a
-//! fifth as much (docs/benchmarks.md, round 4). This VFS is SQLite's own
+//! benchmark. On the project's virtual machine a frame written so costs 5
+//! to 12 µs, most of it the calls themselves, and a frame among 20 written
+//! in one `pwrite` 1 to 1.6 µs (`retalk-bench/pwrite_cost.py`;
+//! docs/benchmarks.md, round 4). This VFS is SQLite's own
 //! default VFS with one change: the WAL file's contiguous writes are
 //! collected in memory and handed to the default VFS as one write.
 //!
@@ -36,8 +37,9 @@
 //! A failed write keeps the collected bytes (they are retried by the next
 //! flush) and reports the error to SQLite, which then fails the
 //! transaction: nothing SQLite was told is written is ever dropped. The
-//! database and log files are byte for byte what the default VFS writes,
-//! so any SQLite (the reference relay's included) reads them.
+//! database file is byte for byte what the default VFS writes and the log
+//! holds the same frames, so any SQLite (the reference relay's included)
+//! reads them.
 //!
 //! Every other file (the database itself, journals, temporary files) is
 //! opened by the default VFS in place and never sees this code.
@@ -82,8 +84,7 @@ struct WalFile {
     /// Where the page of the commit frame whose header was just written
     /// goes: the write there completes the commit.
     commit_page_at: Option<i64>,
-    /// Writes SQLite asked for, and writes handed on (for tests and the
-    /// benchmark notes).
+    /// Writes SQLite asked for, and writes handed on (read by the tests).
     stats: Stats,
 }
 
@@ -291,17 +292,30 @@ unsafe fn wal<'a>(file: *mut ffi::sqlite3_file) -> &'a mut WalFile {
     &mut *file.cast::<WalFile>()
 }
 
-/// Flushes, then (if that worked) runs `then` on the default VFS's file.
+/// The default VFS's methods and file behind one of our WAL files, for
+/// the methods that only pass a call on.
+///
+/// # Safety
+/// As for [`wal`].
+unsafe fn inner(
+    file: *mut ffi::sqlite3_file,
+) -> (&'static ffi::sqlite3_io_methods, *mut ffi::sqlite3_file) {
+    let inner = wal(file).inner;
+    // The default VFS's method table is static.
+    (&*(*inner).pMethods, inner)
+}
+
+/// Flushes, then (if that worked) passes the call on, as [`inner`].
 unsafe fn flushed(
     file: *mut ffi::sqlite3_file,
     then: impl FnOnce(&ffi::sqlite3_io_methods, *mut ffi::sqlite3_file) -> c_int,
 ) -> c_int {
-    let w = wal(file);
-    let rc = w.flush();
+    let rc = wal(file).flush();
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    then(w.inner_methods(), w.inner)
+    let (methods, file) = inner(file);
+    then(methods, file)
 }
 
 unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
@@ -326,9 +340,9 @@ unsafe extern "C" fn x_read(
     amt: c_int,
     offset: i64,
 ) -> c_int {
-    flushed(file, |m, inner| match m.xRead {
-        Some(read) => read(inner, buf, amt, offset),
-        None => ffi::SQLITE_IOERR_READ,
+    flushed(file, |m, f| {
+        m.xRead
+            .map_or(ffi::SQLITE_IOERR_READ, |read| read(f, buf, amt, offset))
     })
 }
 
@@ -346,51 +360,45 @@ unsafe extern "C" fn x_write(
 }
 
 unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    flushed(file, |m, inner| match m.xTruncate {
-        Some(truncate) => truncate(inner, size),
-        None => ffi::SQLITE_IOERR_TRUNCATE,
+    flushed(file, |m, f| {
+        m.xTruncate
+            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |truncate| truncate(f, size))
     })
 }
 
 unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    flushed(file, |m, inner| match m.xSync {
-        Some(sync) => sync(inner, flags),
-        None => ffi::SQLITE_IOERR_FSYNC,
+    flushed(file, |m, f| {
+        m.xSync
+            .map_or(ffi::SQLITE_IOERR_FSYNC, |sync| sync(f, flags))
     })
 }
 
 unsafe extern "C" fn x_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    flushed(file, |m, inner| match m.xFileSize {
-        Some(file_size) => file_size(inner, size),
-        None => ffi::SQLITE_IOERR_FSTAT,
+    flushed(file, |m, f| {
+        m.xFileSize
+            .map_or(ffi::SQLITE_IOERR_FSTAT, |file_size| file_size(f, size))
     })
 }
 
 unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    let w = wal(file);
-    match w.inner_methods().xLock {
-        Some(lock) => lock(w.inner, level),
-        None => ffi::SQLITE_OK,
-    }
+    let (m, f) = inner(file);
+    m.xLock.map_or(ffi::SQLITE_OK, |lock| lock(f, level))
 }
 
 unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    let w = wal(file);
-    match w.inner_methods().xUnlock {
-        Some(unlock) => unlock(w.inner, level),
-        None => ffi::SQLITE_OK,
-    }
+    let (m, f) = inner(file);
+    m.xUnlock.map_or(ffi::SQLITE_OK, |unlock| unlock(f, level))
 }
 
 unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    let w = wal(file);
-    match w.inner_methods().xCheckReservedLock {
-        Some(check) => check(w.inner, out),
-        None => {
+    let (m, f) = inner(file);
+    m.xCheckReservedLock.map_or_else(
+        || {
             *out = 0;
             ffi::SQLITE_OK
-        }
-    }
+        },
+        |check| check(f, out),
+    )
 }
 
 unsafe extern "C" fn x_file_control(
@@ -398,26 +406,21 @@ unsafe extern "C" fn x_file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    flushed(file, |m, inner| match m.xFileControl {
-        Some(control) => control(inner, op, arg),
-        None => ffi::SQLITE_NOTFOUND,
+    flushed(file, |m, f| {
+        m.xFileControl
+            .map_or(ffi::SQLITE_NOTFOUND, |control| control(f, op, arg))
     })
 }
 
 unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    let w = wal(file);
-    match w.inner_methods().xSectorSize {
-        Some(sector_size) => sector_size(w.inner),
-        None => 4096,
-    }
+    let (m, f) = inner(file);
+    m.xSectorSize.map_or(4096, |sector_size| sector_size(f))
 }
 
 unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    let w = wal(file);
-    match w.inner_methods().xDeviceCharacteristics {
-        Some(characteristics) => characteristics(w.inner),
-        None => 0,
-    }
+    let (m, f) = inner(file);
+    m.xDeviceCharacteristics
+        .map_or(0, |characteristics| characteristics(f))
 }
 
 /// Version 1 methods: a WAL file has no shared memory and is never mapped,
@@ -477,12 +480,9 @@ fn with_wal<T>(conn: &Connection, f: impl FnOnce(&mut WalFile) -> T) -> Option<T
 /// calls it anyway, so that a case those rules missed still reaches the
 /// file before the syncer fsyncs it and the group is answered.
 pub fn flush(conn: &Connection) -> rusqlite::Result<usize> {
-    let flushed = with_wal(conn, |w| {
-        let n = w.pending.len();
-        (n, w.flush())
-    });
-    match flushed {
-        None | Some((_, ffi::SQLITE_OK)) => Ok(flushed.map_or(0, |(n, _)| n)),
+    match with_wal(conn, |w| (w.pending.len(), w.flush())) {
+        None => Ok(0),
+        Some((n, ffi::SQLITE_OK)) => Ok(n),
         Some((_, rc)) => Err(rusqlite::Error::SqliteFailure(
             ffi::Error::new(rc),
             Some("writing the buffered WAL".into()),
@@ -502,6 +502,12 @@ mod tests {
     use super::*;
     use rusqlite::OpenFlags;
 
+    /// The tests' database: WAL, commits unsynced (as the relay's), one
+    /// table with an index, so a row dirties pages in two B-trees.
+    const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+         CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, k TEXT, v BLOB); \
+         CREATE INDEX IF NOT EXISTS t_k ON t(k, id);";
+
     fn open_buffered(path: &std::path::Path) -> Connection {
         register().unwrap();
         let conn = Connection::open_with_flags_and_vfs(
@@ -510,12 +516,7 @@ mod tests {
             NAME,
         )
         .unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-             CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, k TEXT, v BLOB); \
-             CREATE INDEX IF NOT EXISTS t_k ON t(k, id);",
-        )
-        .unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
         conn
     }
 
@@ -737,9 +738,9 @@ mod tests {
 
         // The disk fails at the next commit: the bytes stay, the error is
         // reported, and the retry (the next flush) writes all of them.
-        w.write(&header(false), at);
-        w.write(&page, at + FRAME_HEADER as i64);
-        w.write(&header(true), at + frame);
+        assert_eq!(w.write(&header(false), at), ffi::SQLITE_OK);
+        assert_eq!(w.write(&page, at + FRAME_HEADER as i64), ffi::SQLITE_OK);
+        assert_eq!(w.write(&header(true), at + frame), ffi::SQLITE_OK);
         // SAFETY: `inner` is `disk`, alive for the whole test.
         unsafe { (*w.inner.cast::<Disk>()).fail = true };
         assert_eq!(
@@ -777,12 +778,7 @@ mod tests {
     fn the_files_match_the_default_vfs() {
         let dir = tempfile::tempdir().unwrap();
         let run = |conn: &Connection| {
-            conn.execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                 CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, k TEXT, v BLOB); \
-                 CREATE INDEX IF NOT EXISTS t_k ON t(k, id);",
-            )
-            .unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
             for g in 0..50 {
                 let tx = conn.unchecked_transaction().unwrap();
                 for i in 0..g {
