@@ -194,6 +194,21 @@ impl Auth {
             Some(Value::Number(n)) => n.to_string(),
             Some(_) => return Err(AuthError::Malformed("ts must be a decimal integer".into())),
         };
+        Auth::from_fields(user_id, identity_key, signing_key, ts, nonce, sig)
+    }
+
+    /// Checks and decodes the fields of an `auth` object, once each has
+    /// been found (under either dialect's name) and is text. Shared by
+    /// [`Auth::parse`] and the request parser's fast path, so both accept
+    /// exactly the same values.
+    pub(crate) fn from_fields(
+        user_id: &str,
+        identity_key: &str,
+        signing_key: &str,
+        ts: String,
+        nonce: &str,
+        sig: &str,
+    ) -> Result<Self, AuthError> {
         if ts.is_empty()
             || ts.len() > 20
             || !ts

@@ -102,6 +102,39 @@ pub fn args_sha256(args: &Map<String, Value>) -> Result<String, CanonicalError> 
     Ok(hex::encode(sink.finish()))
 }
 
+/// A value of an object whose canonical hash is taken without a
+/// [`Value`] tree (see [`fields_sha256`]).
+pub(crate) enum Field<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A non-negative integer.
+    Int(u64),
+}
+
+/// The same as [`args_sha256`] of the object holding `fields`, which must
+/// be given in canonical (sorted) key order.
+pub(crate) fn fields_sha256(fields: &[(&str, Field<'_>)]) -> String {
+    debug_assert!(
+        fields.windows(2).all(|w| w[0].0 < w[1].0),
+        "keys not sorted"
+    );
+    let mut sink = HashSink::new();
+    sink.put("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            sink.put(",");
+        }
+        write_string(&mut sink, key);
+        sink.put(":");
+        match value {
+            Field::Str(s) => write_string(&mut sink, s),
+            Field::Int(n) => sink.put(&n.to_string()),
+        }
+    }
+    sink.put("}");
+    hex::encode(sink.finish())
+}
+
 fn write_value(out: &mut impl Sink, value: &Value) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.put("null"),

@@ -9,8 +9,10 @@ use super::error::WireError;
 use super::ids::Nonce;
 use super::tools::{Call, Tool};
 
+mod fast;
+
 /// A request as a relay receives it, before its signature is checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SignedRequest {
     /// The parsed tool call.
     pub call: Call,
@@ -24,7 +26,21 @@ pub struct SignedRequest {
 impl SignedRequest {
     /// Parses a request body. Errors say what is wrong; nothing about the
     /// signature is checked yet (see [`Auth::verify`]).
+    ///
+    /// The common case (a `send_message` in the shape clients write it)
+    /// takes a fast path that builds no JSON tree; the result is the same
+    /// (see [`fast`]).
     pub fn parse(body: &[u8]) -> Result<Self, WireError> {
+        match fast::parse_send(body) {
+            Some(request) => Ok(request),
+            None => Self::parse_general(body),
+        }
+    }
+
+    /// [`SignedRequest::parse`] without the fast path: any request, through
+    /// a `serde_json::Value`. Public for the differential tests and the
+    /// benchmarks.
+    pub fn parse_general(body: &[u8]) -> Result<Self, WireError> {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| WireError::BadRequest(format!("request body is not valid JSON: {e}")))?;
         let Value::Object(mut envelope) = value else {

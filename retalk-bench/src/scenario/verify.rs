@@ -227,6 +227,15 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
                 1
             }),
         );
+        row(
+            "    the same without the fast path (through a JSON tree)".into(),
+            rate(threads, secs, |i| {
+                let req =
+                    SignedRequest::parse_general(&bodies[i % bodies.len()]).expect("valid request");
+                std::hint::black_box(req);
+                1
+            }),
+        );
     }
     Ok(VerifyReport { rows, cpus })
 }

@@ -55,6 +55,12 @@ pub struct SendMessage {
 }
 
 impl SendMessage {
+    /// What `body` must be: non-empty padded standard base64 (checked by
+    /// both request parsers, so they accept the same bodies).
+    pub(crate) fn body_is_valid(body: &str) -> bool {
+        !body.is_empty() && STANDARD.decode(body).is_ok()
+    }
+
     /// A request for raw Olm message bytes.
     pub fn new(to: UserId, mtype: MessageType, ciphertext: &[u8]) -> Self {
         SendMessage {
@@ -141,7 +147,7 @@ impl Tool for SendMessage {
             }
         };
         let body = a.string("body")?;
-        if body.is_empty() || STANDARD.decode(body).is_err() {
+        if !SendMessage::body_is_valid(body) {
             return Err(WireError::BadRequest(
                 "send_message: argument \"body\" must be non-empty padded standard base64".into(),
             ));
