@@ -29,7 +29,7 @@ impl SignedRequest {
     ///
     /// The common case (a `send_message` in the shape clients write it)
     /// takes a fast path that builds no JSON tree; the result is the same
-    /// (see [`fast`]).
+    /// (see `request/fast.rs`).
     pub fn parse(body: &[u8]) -> Result<Self, WireError> {
         match fast::parse_send(body) {
             Some(request) => Ok(request),
