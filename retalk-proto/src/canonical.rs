@@ -107,8 +107,9 @@ pub fn args_sha256(args: &Map<String, Value>) -> Result<String, CanonicalError> 
 pub(crate) enum Field<'a> {
     /// A string.
     Str(&'a str),
-    /// A non-negative integer.
-    Int(u64),
+    /// An integer, as its decimal literal in canonical form (no sign on
+    /// zero, no leading zeros, no fraction or exponent).
+    Int(&'a str),
 }
 
 /// The same as [`args_sha256`] of the object holding `fields`, which must
@@ -119,19 +120,13 @@ pub(crate) fn fields_sha256(fields: &[(&str, Field<'_>)]) -> String {
         "keys not sorted"
     );
     let mut sink = HashSink::new();
-    sink.put("{");
-    for (i, (key, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            sink.put(",");
+    let Ok(()) = write_members(&mut sink, fields.iter().map(|(k, f)| (*k, f)), |out, f| {
+        match f {
+            Field::Str(s) => write_string(out, s),
+            Field::Int(literal) => out.put(literal),
         }
-        write_string(&mut sink, key);
-        sink.put(":");
-        match value {
-            Field::Str(s) => write_string(&mut sink, s),
-            Field::Int(n) => sink.put(&n.to_string()),
-        }
-    }
-    sink.put("}");
+        Ok::<(), std::convert::Infallible>(())
+    });
     hex::encode(sink.finish())
 }
 
@@ -160,14 +155,26 @@ fn write_value(out: &mut impl Sink, value: &Value) -> Result<(), CanonicalError>
 fn write_object(out: &mut impl Sink, map: &Map<String, Value>) -> Result<(), CanonicalError> {
     // serde_json's default Map is a BTreeMap<String, _>: iteration is in
     // UTF-8 byte order, which equals code point order (Python's sort).
+    write_members(out, map.iter().map(|(k, v)| (k.as_str(), v)), |out, v| {
+        write_value(out, v)
+    })
+}
+
+/// An object's members, given in canonical key order, each value written
+/// by `write`.
+fn write_members<'k, S: Sink, V, E>(
+    out: &mut S,
+    members: impl Iterator<Item = (&'k str, V)>,
+    mut write: impl FnMut(&mut S, V) -> Result<(), E>,
+) -> Result<(), E> {
     out.put("{");
-    for (i, (k, v)) in map.iter().enumerate() {
+    for (i, (k, v)) in members.enumerate() {
         if i > 0 {
             out.put(",");
         }
         write_string(out, k);
         out.put(":");
-        write_value(out, v)?;
+        write(out, v)?;
     }
     out.put("}");
     Ok(())

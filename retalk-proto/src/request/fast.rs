@@ -39,7 +39,8 @@ pub(super) fn parse_send(body: &[u8]) -> Option<SignedRequest> {
         return None;
     }
     let Object(args) = envelope.args;
-    let mtype = match args.mtype.to_string().as_str() {
+    let mtype_literal = args.mtype.as_str();
+    let mtype = match mtype_literal {
         "0" => MessageType::PreKey,
         "1" => MessageType::Normal,
         _ => return None,
@@ -64,7 +65,7 @@ pub(super) fn parse_send(body: &[u8]) -> Option<SignedRequest> {
     .ok()?;
     let args_sha256 = fields_sha256(&[
         ("body", Field::Str(&body)),
-        ("mtype", Field::Int(u8::from(mtype).into())),
+        ("mtype", Field::Int(mtype_literal)),
         ("to", Field::Str(&to)),
     ]);
     let to = UserId::parse(&to, "to").ok()?;
@@ -253,66 +254,46 @@ mod tests {
             serde_json::from_slice(&signed(Dialect::Both, "aGVsbG8=")).unwrap();
         let text = serde_json::to_string(&ours).unwrap();
         let auth = &ours["args"]["auth"];
-        let edits: Vec<(&str, String)> = vec![
-            (
-                "mtype as a float",
-                text.replace("\"mtype\":1", "\"mtype\":1.0"),
-            ),
-            ("mtype as -0", text.replace("\"mtype\":1", "\"mtype\":-0")),
-            ("mtype 2", text.replace("\"mtype\":1", "\"mtype\":2")),
-            (
-                "mtype as text",
-                text.replace("\"mtype\":1", "\"mtype\":\"1\""),
-            ),
-            (
-                "extra argument",
-                text.replace("\"mtype\":1", "\"mtype\":1,\"x\":1"),
-            ),
-            (
-                "extra auth field",
-                text.replace("\"nonce\":", "\"x\":1,\"nonce\":"),
-            ),
-            ("extra envelope key", text.replacen('{', "{\"x\":1,", 1)),
+        let (user_id, ts, timestamp) = (
+            format!("\"user_id\":{}", auth["user_id"]),
+            format!("\"ts\":{}", auth["ts"]),
+            format!("\"timestamp\":{}", auth["timestamp"]),
+        );
+        let numeric_ts = format!("\"ts\":{}", auth["ts"].as_str().unwrap());
+        // (what, a piece of the valid request, what it becomes)
+        let swaps: [(&str, &str, &str); 15] = [
+            ("mtype as a float", "\"mtype\":1", "\"mtype\":1.0"),
+            ("mtype as -0", "\"mtype\":1", "\"mtype\":-0"),
+            ("mtype 2", "\"mtype\":1", "\"mtype\":2"),
+            ("mtype as text", "\"mtype\":1", "\"mtype\":\"1\""),
+            ("extra argument", "\"mtype\":1", "\"mtype\":1,\"x\":1"),
+            ("extra auth field", "\"nonce\":", "\"x\":1,\"nonce\":"),
+            ("extra envelope key", "{\"args\"", "{\"x\":1,\"args\""),
             (
                 "duplicate argument",
-                text.replace("\"mtype\":1", "\"mtype\":1,\"mtype\":1"),
+                "\"mtype\":1",
+                "\"mtype\":1,\"mtype\":1",
             ),
-            (
-                "null old-dialect id",
-                text.replace(
-                    &format!("\"user_id\":{}", auth["user_id"]),
-                    "\"user_id\":null",
-                ),
-            ),
-            (
-                "numeric ts",
-                text.replace(
-                    &format!("\"ts\":{}", auth["ts"]),
-                    &format!("\"ts\":{}", auth["ts"].as_str().unwrap()),
-                ),
-            ),
+            ("null old-dialect id", &user_id, "\"user_id\":null"),
+            ("numeric ts", &ts, &numeric_ts),
             (
                 "dialects disagree",
-                text.replace(
-                    &format!("\"timestamp\":{}", auth["timestamp"]),
-                    "\"timestamp\":\"1700000001\"",
-                ),
+                &timestamp,
+                "\"timestamp\":\"1700000001\"",
             ),
-            ("empty body", text.replace("\"aGVsbG8=\"", "\"\"")),
-            (
-                "body not base64",
-                text.replace("\"aGVsbG8=\"", "\"aGVsbG8\""),
-            ),
-            (
-                "another tool",
-                text.replace("send_message", "read_messages"),
-            ),
-            (
-                "args as an array",
-                r#"{"tool":"send_message","args":["ab",1,"aGk=",{}]}"#.into(),
-            ),
-            ("not JSON", text[..text.len() - 1].to_owned()),
+            ("empty body", "\"aGVsbG8=\"", "\"\""),
+            ("body not base64", "\"aGVsbG8=\"", "\"aGVsbG8\""),
+            ("another tool", "send_message", "read_messages"),
+            ("not JSON", "\"send_message\"}", "\"send_message\""),
         ];
+        let mut edits: Vec<(&str, String)> = swaps
+            .iter()
+            .map(|(what, from, to)| (*what, text.replace(from, to)))
+            .collect();
+        edits.push((
+            "args as an array",
+            r#"{"tool":"send_message","args":["ab",1,"aGk=",{}]}"#.into(),
+        ));
         for (what, body) in edits {
             assert_ne!(body, text, "{what}: the edit did not apply");
             assert!(!agrees(body.as_bytes()).unwrap(), "{what}: taken");
@@ -379,8 +360,9 @@ mod tests {
     }
 
     /// Valid requests, and valid requests with one to three edits, their
-    /// objects' fields in any order, with or without spaces.
-    fn requests() -> impl Strategy<Value = String> {
+    /// objects' fields in any order, with or without spaces; each with
+    /// whether it was left unedited.
+    fn requests() -> impl Strategy<Value = (bool, String)> {
         let base: serde_json::Value =
             serde_json::from_slice(&signed(Dialect::Both, "aGVsbG8gd29ybGQ=")).unwrap();
         let a = &base["args"];
@@ -464,11 +446,12 @@ mod tests {
             shuffled[1].push(format!("\"auth\":{{{}}}", shuffled[2].join(",")));
             shuffled[0].push(format!("\"args\":{{{}}}", shuffled[1].join(",")));
             let text = format!("{{{}}}", shuffled[0].join(","));
-            if spaced {
+            let text = if spaced {
                 text.replace(',', ", ").replace("\":", "\": ")
             } else {
                 text
-            }
+            };
+            (edits.is_empty(), text)
         })
     }
 
@@ -478,10 +461,14 @@ mod tests {
         /// Over requests made of valid fields, escaped fields, wrong types,
         /// missing, duplicated and extra fields in any order: whenever the
         /// fast path answers, the general parser answers the same, and
-        /// `parse` always equals `parse_general`.
+        /// `parse` always equals `parse_general`; and an unedited request,
+        /// in whatever order and spacing, takes the fast path.
         #[test]
-        fn the_fast_path_never_disagrees_with_the_general_parser(body in requests()) {
-            agrees(body.as_bytes())?;
+        fn the_fast_path_never_disagrees_with_the_general_parser(
+            (unedited, body) in requests()
+        ) {
+            let taken = agrees(body.as_bytes())?;
+            prop_assert!(taken || !unedited, "valid request not taken: {}", body);
             prop_assert_eq!(
                 SignedRequest::parse(body.as_bytes()),
                 SignedRequest::parse_general(body.as_bytes())
