@@ -353,8 +353,11 @@ pub struct KeyPairSigner {
 impl KeyPairSigner {
     /// Fresh random keys.
     pub fn random() -> Self {
-        let mut rng = rand::rngs::OsRng;
-        let signing = ed25519_dalek::SigningKey::generate(&mut rng);
+        // A secret key is any 32 random bytes (RFC 8032, 5.1.5), drawn from
+        // the operating system like the identity below.
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
         let identity: [u8; 32] = rand::random();
         // Any 32 bytes are a valid Curve25519 public key encoding.
         Self {

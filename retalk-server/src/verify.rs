@@ -494,13 +494,17 @@ mod tests {
             use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
             use curve25519_dalek::scalar::Scalar;
             use sha2::Sha512;
-            let r = Scalar::from_hash(Sha512::new().chain_update(message));
+            let r = Scalar::from_bytes_mod_order_wide(
+                &Sha512::new().chain_update(message).finalize().into(),
+            );
             let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
-            let k = Scalar::from_hash(
-                Sha512::new()
+            let k = Scalar::from_bytes_mod_order_wide(
+                &Sha512::new()
                     .chain_update(big_r)
                     .chain_update(self.public)
-                    .chain_update(message),
+                    .chain_update(message)
+                    .finalize()
+                    .into(),
             );
             let s = r + k * self.a;
             let mut sig = [0u8; 64];
