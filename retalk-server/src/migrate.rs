@@ -129,6 +129,13 @@ fn read_source(path: &Path, now: f64) -> rusqlite::Result<Source> {
             &['t', 'f'],
         )?);
     }
+    if has_table(&conn, "retalk_nonce_groups")? {
+        nonces.extend(
+            crate::store::recent_group_nonces(&conn, cutoff)?
+                .into_iter()
+                .map(|(nonce, ts)| vec![nonce, ts.to_string()]),
+        );
+    }
     Ok(Source {
         users: rows(
             &conn,

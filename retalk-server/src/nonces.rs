@@ -10,8 +10,9 @@
 //! a page of its own that the group commit then wrote to the log (the
 //! reference's `nonces(nonce PRIMARY KEY)` does exactly that). That was a
 //! fifth to a quarter of the relay's throughput (docs/benchmarks.md). The
-//! relay's own table, `retalk_nonces`, is only ever appended to, in time
-//! order, and read once at start; the lookups go to a hash map in the
+//! relay's own table, `retalk_nonce_groups`, is only ever appended to, in
+//! time order, one row per group commit holding all of the group's nonces
+//! (every request of a group shares its time), and read once at start; the lookups go to a hash map in the
 //! writer thread, about 25 bytes per nonce of the last five minutes (tens
 //! of megabytes at ten thousand requests a second, nothing at rest).
 //!
@@ -57,28 +58,25 @@ impl NonceMemory {
 }
 
 /// The nonces of one group, checked against the memory and each other,
-/// written to the database with the group, remembered once it commits.
+/// written to the database with the group (one row, just before its
+/// commit), remembered once it commits.
 #[derive(Debug, Default)]
 pub struct GroupNonces {
     keys: HashSet<Key>,
 }
 
 impl GroupNonces {
-    /// Records `nonce` in the group's transaction, or answers `false` when
-    /// it was seen before (a replay: nothing is written).
-    pub fn admit(
-        &mut self,
-        memory: &NonceMemory,
-        conn: &Connection,
-        nonce: &Nonce,
-        now: f64,
-    ) -> rusqlite::Result<bool> {
+    /// Takes `nonce` into the group, or answers `false` when it was seen
+    /// before (a replay).
+    pub fn admit(&mut self, memory: &NonceMemory, nonce: &Nonce) -> bool {
         let k = nonce.to_bytes();
-        if memory.seen.contains_key(&k) || !self.keys.insert(k) {
-            return Ok(false);
-        }
-        store::record_nonce(conn, nonce, now)?;
-        Ok(true)
+        !memory.seen.contains_key(&k) && self.keys.insert(k)
+    }
+
+    /// Writes the group's nonces in its transaction (call last, just before
+    /// the commit, so that every request of the group is in).
+    pub fn record(&self, conn: &Connection, now: f64) -> rusqlite::Result<()> {
+        store::record_nonces(conn, self.keys.iter(), now)
     }
 
     /// The group committed: its nonces join the memory.
@@ -106,12 +104,13 @@ mod tests {
         let (_dir, conn) = db();
         let mut memory = NonceMemory::default();
         let mut group = GroupNonces::default();
-        assert!(group.admit(&memory, &conn, &n('a'), 100.0).unwrap());
-        assert!(!group.admit(&memory, &conn, &n('a'), 100.0).unwrap());
+        assert!(group.admit(&memory, &n('a')));
+        assert!(!group.admit(&memory, &n('a')));
+        group.record(&conn, 100.0).unwrap();
         group.commit(&mut memory, 100.0);
         let mut next = GroupNonces::default();
-        assert!(!next.admit(&memory, &conn, &n('a'), 101.0).unwrap());
-        assert!(next.admit(&memory, &conn, &n('b'), 101.0).unwrap());
+        assert!(!next.admit(&memory, &n('a')));
+        assert!(next.admit(&memory, &n('b')));
         // Not committed (a rolled-back group): not remembered.
         drop(next);
         assert_eq!(memory.seen.len(), 1);
@@ -121,8 +120,13 @@ mod tests {
     fn memory_is_rebuilt_from_both_tables_and_forgets_old_nonces() {
         let (_dir, conn) = db();
         let now = 1_000_000.0;
-        store::record_nonce(&conn, &n('a'), now - 10.0).unwrap();
-        store::record_nonce(&conn, &n('b'), now - NONCE_MEMORY_SECS - 1.0).unwrap();
+        store::record_nonces(&conn, [n('a').to_bytes()].iter(), now - 10.0).unwrap();
+        store::record_nonces(
+            &conn,
+            [n('b').to_bytes()].iter(),
+            now - NONCE_MEMORY_SECS - 1.0,
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO nonces(nonce, ts) VALUES(?1, ?2), ('not hex', ?2)",
             rusqlite::params![n('c').as_str(), now - 5.0],
@@ -130,12 +134,9 @@ mod tests {
         .unwrap();
         let mut memory = NonceMemory::load(&conn, now).unwrap();
         let mut group = GroupNonces::default();
-        assert!(!group.admit(&memory, &conn, &n('a'), now).unwrap());
-        assert!(!group.admit(&memory, &conn, &n('c'), now).unwrap());
-        assert!(
-            group.admit(&memory, &conn, &n('b'), now).unwrap(),
-            "expired"
-        );
+        assert!(!group.admit(&memory, &n('a')));
+        assert!(!group.admit(&memory, &n('c')));
+        assert!(group.admit(&memory, &n('b')), "expired");
         assert_eq!(memory.seen.len(), 2);
         memory.forget_before(now - 7.0);
         assert_eq!(memory.seen.len(), 1, "a (10 s old) forgotten, c (5 s) kept");

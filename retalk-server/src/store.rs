@@ -12,9 +12,11 @@
 //! * `otks(owner, claimed, id)`: claiming and counting keys;
 //! * `refused(ts)`: pruning old entries.
 //!
-//! and one table, `retalk_nonces(ts, nonce)`, appended to in time order,
-//! where it records the nonces of requests it served (see
-//! [`crate::nonces`] for why not in the reference's `nonces`).
+//! and its own tables: `retalk_nonce_groups(ts, nonces)`, appended to in
+//! time order, one row per group commit, where it records the nonces of
+//! the requests it served (`retalk_nonces(ts, nonce)`, one row per request,
+//! before schema 5; see [`crate::nonces`] for why not in the reference's
+//! `nonces`), and the mailbox totals.
 //!
 //! The functions here run inside the writer's transaction (see
 //! [`crate::writer`]); none of them commits.
@@ -24,7 +26,7 @@ use std::path::Path;
 use retalk_proto::tools::{
     ClaimedKey, KeyCounts, Mail, Nack, PublicKeys, PublishKeys, Published, SendMessage, SendOutcome,
 };
-use retalk_proto::{Nonce, UserId, WireError};
+use retalk_proto::{UserId, WireError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
@@ -87,6 +89,11 @@ CREATE TABLE IF NOT EXISTS retalk_nonces(
     nonce TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS retalk_nonces_by_ts ON retalk_nonces(ts);
+CREATE TABLE IF NOT EXISTS retalk_nonce_groups(
+    ts REAL NOT NULL,
+    nonces BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retalk_nonce_groups_by_ts ON retalk_nonce_groups(ts);
 CREATE TABLE IF NOT EXISTS retalk_mailbox_totals(
     recipient TEXT NOT NULL PRIMARY KEY,
     count INTEGER NOT NULL,
@@ -135,8 +142,13 @@ DROP TABLE IF EXISTS retalk_mailboxes;
 ///   triggers;
 /// * 4: the per-(recipient, sender) table and its triggers dropped (the
 ///   writer counts those in memory), totals per recipient kept by new
-///   triggers.
-pub const SCHEMA_VERSION: i64 = 4;
+///   triggers;
+/// * 5: nonces recorded one row per group commit in `retalk_nonce_groups`
+///   (the group's time and its nonces' 16-byte values, concatenated)
+///   instead of one row per request in `retalk_nonces`, which is still read
+///   and pruned but no longer written. A relay of schema 4 refuses the file
+///   (it would not see these nonces), as it refuses any newer schema.
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a nonce is remembered: twice the timestamp window plus a
 /// margin, so a request is refused as stale before its nonce is forgotten.
@@ -245,18 +257,34 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
-/// Appends a nonce this relay accepted at `now` to its table (see
-/// [`crate::nonces`] for why the check itself is made in memory).
-pub fn record_nonce(conn: &Connection, nonce: &Nonce, now: f64) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO retalk_nonces(ts, nonce) VALUES(?1, ?2)")?
-        .execute(params![now, nonce.as_str()])?;
+/// Records the nonces a group commit accepted at `now` as one row, their
+/// 16-byte values concatenated (see [`crate::nonces`] for why the check
+/// itself is made in memory). One row per group rather than per request:
+/// every request of a group shares its time, and one insert into the table
+/// and its time index replaces one pair per request. Nothing is written for
+/// a group without nonces.
+pub fn record_nonces<'a>(
+    conn: &Connection,
+    nonces: impl ExactSizeIterator<Item = &'a [u8; 16]>,
+    now: f64,
+) -> rusqlite::Result<()> {
+    if nonces.len() == 0 {
+        return Ok(());
+    }
+    let mut blob = Vec::with_capacity(16 * nonces.len());
+    for n in nonces {
+        blob.extend_from_slice(n);
+    }
+    conn.prepare_cached("INSERT INTO retalk_nonce_groups(ts, nonces) VALUES(?1, ?2)")?
+        .execute(params![now, blob])?;
     Ok(())
 }
 
-/// Nonces seen since `cutoff`: this relay's, and any a reference relay
+/// Nonces seen since `cutoff`, as text: this relay's (one row per group
+/// since schema 5, one per request before), and any a reference relay
 /// recorded in its own table on the same file.
 pub fn recent_nonces(conn: &Connection, cutoff: f64) -> rusqlite::Result<Vec<(String, f64)>> {
-    let mut out = Vec::new();
+    let mut out = recent_group_nonces(conn, cutoff)?;
     for sql in [
         "SELECT nonce, ts FROM retalk_nonces WHERE ts >= ?1",
         "SELECT nonce, ts FROM nonces WHERE ts >= ?1",
@@ -267,6 +295,24 @@ pub fn recent_nonces(conn: &Connection, cutoff: f64) -> rusqlite::Result<Vec<(St
         })?;
         for row in rows {
             out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// The nonces of the groups committed since `cutoff` (schema 5's table),
+/// as text. A row whose length is not a whole number of nonces, or that is
+/// not a blob, is skipped: nothing this relay writes.
+pub fn recent_group_nonces(conn: &Connection, cutoff: f64) -> rusqlite::Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare("SELECT nonces, ts FROM retalk_nonce_groups WHERE ts >= ?1")?;
+    let mut rows = stmt.query([cutoff])?;
+    while let Some(r) = rows.next()? {
+        let ts = r.get::<_, Option<f64>>(1)?.unwrap_or(cutoff);
+        if let ValueRef::Blob(blob) = r.get_ref(0)? {
+            if blob.len() % 16 == 0 {
+                out.extend(blob.chunks(16).map(|n| (hex::encode(n), ts)));
+            }
         }
     }
     Ok(out)
@@ -295,6 +341,8 @@ pub fn prune(conn: &Connection, now: f64, refused_ttl_secs: f64) -> rusqlite::Re
     conn.prepare_cached("DELETE FROM nonces WHERE ts < ?1")?
         .execute([cutoff])?;
     conn.prepare_cached("DELETE FROM retalk_nonces WHERE ts < ?1")?
+        .execute([cutoff])?;
+    conn.prepare_cached("DELETE FROM retalk_nonce_groups WHERE ts < ?1")?
         .execute([cutoff])?;
     if refused_ttl_secs > 0.0 {
         conn.prepare_cached("DELETE FROM refused WHERE ts < ?1")?
@@ -822,7 +870,7 @@ mod tests {
             &mut counts,
         )
         .unwrap();
-        record_nonce(&conn, &Nonce::parse(&"1".repeat(32)).unwrap(), 1e6).unwrap();
+        record_nonces(&conn, [[1u8; 16], [2; 16]].iter(), 1e6).unwrap();
         recent_nonces(&conn, 1e6 - 600.0).unwrap();
         prune(&conn, 1e6, 3600.0).unwrap();
         conn.trace_v2(rusqlite::trace::TraceEventCodes::empty(), None);
@@ -842,25 +890,74 @@ mod tests {
 
     /// Nonces live at least twice the timestamp window: anything younger
     /// survives a prune, so a replay is refused as long as its timestamp
-    /// could still pass.
+    /// could still pass. In all three tables: the groups (schema 5), the
+    /// per-request rows an older version of this relay wrote, and the
+    /// reference's.
     #[test]
     fn prune_keeps_nonces_for_twice_the_window() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("s.db")).unwrap();
         let now = 1_000_000.0;
         let window = 2.0 * retalk_proto::TIMESTAMP_WINDOW_SECS as f64;
-        let young = Nonce::parse(&"1".repeat(32)).unwrap();
-        let old = Nonce::parse(&"2".repeat(32)).unwrap();
-        record_nonce(&conn, &young, now - window).unwrap();
-        record_nonce(&conn, &old, now - NONCE_MEMORY_SECS - 1.0).unwrap();
-        conn.execute(
-            "INSERT INTO nonces(nonce, ts) VALUES(?1, ?2)",
-            params![old.as_str(), now - NONCE_MEMORY_SECS - 1.0],
+        let too_old = now - NONCE_MEMORY_SECS - 1.0;
+        record_nonces(&conn, [[0x11; 16], [0x12; 16]].iter(), now - window).unwrap();
+        record_nonces(&conn, [[0x21; 16]].iter(), too_old).unwrap();
+        record_nonces(&conn, [].iter(), now).unwrap();
+        for (table, nonce, ts) in [
+            ("retalk_nonces", "13", now - window),
+            ("retalk_nonces", "22", too_old),
+            ("nonces", "23", too_old),
+        ] {
+            conn.execute(
+                &format!("INSERT INTO {table}(nonce, ts) VALUES(?1, ?2)"),
+                params![nonce.repeat(16), ts],
+            )
+            .unwrap();
+        }
+        let groups: i64 = conn
+            .query_row("SELECT COUNT(*) FROM retalk_nonce_groups", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(groups, 2, "a group without nonces writes no row");
+        prune(&conn, now, 0.0).unwrap();
+        let mut kept = recent_nonces(&conn, f64::NEG_INFINITY).unwrap();
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        let young = |n: &str| (n.repeat(16), now - window);
+        assert_eq!(kept, [young("11"), young("12"), young("13")]);
+    }
+
+    /// A file from schema 4 (nonces one row per request in
+    /// `retalk_nonces`) moves to schema 5 on opening, and the nonces it
+    /// recorded are still remembered; a group row that is not whole nonces
+    /// is skipped, not misread.
+    #[test]
+    fn schema_4_nonces_are_remembered_after_the_move_to_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE retalk_nonce_groups; PRAGMA user_version=4; \
+             INSERT INTO retalk_nonces(ts, nonce) VALUES(1e6, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa');",
         )
         .unwrap();
-        prune(&conn, now, 0.0).unwrap();
-        let kept = recent_nonces(&conn, f64::NEG_INFINITY).unwrap();
-        assert_eq!(kept, [(young.as_str().to_owned(), now - window)]);
+        drop(conn);
+        let conn = open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 5);
+        conn.execute(
+            "INSERT INTO retalk_nonce_groups(ts, nonces) VALUES(1e6, ?1)",
+            [vec![0xbbu8; 17]],
+        )
+        .unwrap();
+        record_nonces(&conn, [[0xcc; 16]].iter(), 1e6).unwrap();
+        let mut seen = recent_nonces(&conn, 0.0).unwrap();
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            seen,
+            [("a".repeat(32), 1e6), ("c".repeat(32), 1e6)],
+            "the schema-4 row and the group, not the 17-byte row"
+        );
     }
 
     #[test]

@@ -473,6 +473,7 @@ impl Writer {
                     }
                 }
             }
+            nonces.record(&tx, now)?;
             tx.commit()
         })();
         // Jobs never reached (after a failure) are answered by their
@@ -526,7 +527,7 @@ fn execute(
     now: f64,
 ) -> Result<Outcome, OpError> {
     if let Some(nonce) = &job.nonce {
-        if !nonces.admit(memory, conn, nonce, now)? {
+        if !nonces.admit(memory, nonce) {
             return Err(WireError::Auth(AuthError::Replay).into());
         }
     }

@@ -88,3 +88,46 @@ async fn the_reference_database_moves_to_postgres_with_its_pending_mail() {
         "pending: left on the relay for the new implementation"
     );
 }
+
+/// Our own SQLite file moves too, with the nonces of its last minutes
+/// (recorded one row per group commit since schema 5): a request the old
+/// relay served is a replay to the relay on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_served_before_the_move_is_a_replay_after_it() {
+    use retalk::proto::{build_request, KeyPairSigner};
+    let url = tokio::task::spawn_blocking(retalk_testkit::postgres::database)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let audience = "http://relay.test".to_owned();
+    let signer = KeyPairSigner::random();
+    let body = build_request(&CountKeys, &signer, &audience, Dialect::Both, now()).unwrap();
+    let http = client();
+
+    let mut cfg = config(dir.path());
+    cfg.audiences = vec![audience.clone()];
+    let old = retalk_server::Relay::start(cfg).await.unwrap();
+    let (status, answer) =
+        post_raw(&http, &format!("http://{}", old.local_addr()), body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    old.shutdown().await;
+
+    let out = std::process::Command::new(relay_bin())
+        .args(["migrate", "--from"])
+        .arg(dir.path().join("server.db"))
+        .args(["--to", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 nonces"), "{stderr}");
+
+    let new = start_with(move |c| {
+        c.postgres = Some(url);
+        c.audiences = vec![audience];
+    })
+    .await;
+    let (status, answer) = new.post_raw(body).await;
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(error_text(&answer), "replay detected: nonce already used");
+}
