@@ -115,9 +115,10 @@ END;
 ";
 
 /// Run once when a file moves to schema 3 or later: the per-recipient
-/// totals of the mail already waiting. From then on the triggers above keep
-/// them, in the same transaction as each insert and delete (whichever
-/// program writes the file).
+/// totals of the mail already waiting. From then on they change in the same
+/// transaction as each insert and delete: by the triggers above for any
+/// other program that writes the file, by the relay's own statements on
+/// its connection, which runs no triggers (see [`open`]).
 const FILL_TOTALS: &str = "
 DELETE FROM retalk_mailbox_totals;
 INSERT INTO retalk_mailbox_totals(recipient, count, bytes)
@@ -213,8 +214,53 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
          PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;"
     ))?;
     migrate(&conn)?;
+    // The mailbox totals triggers stay in the file for every other program
+    // that writes it (a reference relay, the sqlite3 shell); this
+    // connection keeps the totals itself, in the same statements' company
+    // (see [`add_to_totals`]). Why: a trigger makes the message insert a
+    // statement that writes two tables and may abort part-way (its
+    // `length()` call, its upsert), so SQLite copied every page the insert
+    // touched into a statement journal first; about a tenth of the writer's
+    // work per send (docs/benchmarks.md, round 6).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
+        false,
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Adds `count` messages of `bytes` body bytes (both negative for mail
+/// taken out) to `recipient`'s row of the mailbox totals, as the file's
+/// triggers would have: the row appears with a mailbox's first message and
+/// goes with its last. Two single-row statements on purpose (not an upsert,
+/// not a trigger): neither needs a statement journal.
+pub fn add_to_totals(
+    conn: &Connection,
+    recipient: &str,
+    count: i64,
+    bytes: i64,
+) -> rusqlite::Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE retalk_mailbox_totals SET count = count + ?2, bytes = bytes + ?3 \
+             WHERE recipient = ?1",
+        )?
+        .execute(params![recipient, count, bytes])?;
+    if changed == 0 {
+        if count > 0 {
+            conn.prepare_cached(
+                "INSERT INTO retalk_mailbox_totals(recipient, count, bytes) VALUES(?1, ?2, ?3)",
+            )?
+            .execute(params![recipient, count, bytes])?;
+        }
+    } else if count < 0 {
+        conn.prepare_cached(
+            "DELETE FROM retalk_mailbox_totals WHERE recipient = ?1 AND count <= 0",
+        )?
+        .execute([recipient])?;
+    }
+    Ok(())
 }
 
 /// Opens the write-ahead log of `conn`'s database for the writer's own
@@ -327,12 +373,32 @@ pub fn expire_messages(conn: &Connection, now: f64, ttl_secs: f64) -> rusqlite::
     if ttl_secs <= 0.0 {
         return Ok(0);
     }
-    conn.prepare_cached(
-        "DELETE FROM messages WHERE id < ifnull(\
-         (SELECT id FROM messages WHERE ts >= ?1 OR ts IS NULL ORDER BY id LIMIT 1), \
-         (SELECT ifnull(MAX(id), 0) + 1 FROM messages))",
-    )?
-    .execute([now - ttl_secs])
+    // Outside the writer's groups, so a transaction of its own: the rows,
+    // their totals, all or nothing.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let end: i64 = tx
+        .prepare_cached(
+            "SELECT ifnull(\
+             (SELECT id FROM messages WHERE ts >= ?1 OR ts IS NULL ORDER BY id LIMIT 1), \
+             (SELECT ifnull(MAX(id), 0) + 1 FROM messages))",
+        )?
+        .query_row([now - ttl_secs], |r| r.get(0))?;
+    // What leaves each mailbox, for the totals (as the triggers would).
+    let leaving: Vec<(String, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT ifnull(recipient, ''), COUNT(*), ifnull(SUM(length(CAST(body AS BLOB))), 0) \
+             FROM messages WHERE id < ?1 GROUP BY 1",
+        )?
+        .query_map([end], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let n = tx
+        .prepare_cached("DELETE FROM messages WHERE id < ?1")?
+        .execute([end])?;
+    for (recipient, count, bytes) in leaving {
+        add_to_totals(&tx, &recipient, -count, -bytes)?;
+    }
+    tx.commit()?;
+    Ok(n)
 }
 
 /// Forgets nonces too old to matter and refusals past their lifetime.
@@ -630,9 +696,13 @@ pub fn send_message(
         u8::from(req.mtype),
         req.body
     ])?;
+    let message_id = conn.last_insert_rowid();
+    // The body is bound as text: its stored length in bytes is its UTF-8
+    // length, what the trigger's `length(CAST(body AS BLOB))` would count.
+    add_to_totals(conn, req.to.as_str(), 1, req.body.len() as i64)?;
     senders.stored(req.to.as_str(), sender.as_str());
     Ok(SendOutcome::Stored {
-        message_id: conn.last_insert_rowid(),
+        message_id,
         ts: now,
     })
 }
@@ -663,21 +733,25 @@ pub fn read_messages(
     peer: Option<&UserId>,
     peek: bool,
 ) -> OpResult<Vec<Mail>> {
+    // Each row with its stored size as the totals count it (whatever the
+    // type a reference relay stored the body with).
     let map = |r: &Row<'_>| {
-        Ok(Mail {
+        let mail = Mail {
             message_id: integer(r, 0)?,
             ts: real(r, 1)?,
             from: text(r, 2)?,
             mtype: integer(r, 3)?,
             body: text(r, 4)?,
-        })
+        };
+        Ok((mail, r.get::<_, Option<i64>>(5)?.unwrap_or(0)))
     };
     let mut stmt = match peer {
         None => conn.prepare_cached(
-            "SELECT id, ts, sender, mtype, body FROM messages WHERE recipient=?1 ORDER BY id",
+            "SELECT id, ts, sender, mtype, body, length(CAST(body AS BLOB)) FROM messages \
+             WHERE recipient=?1 ORDER BY id",
         )?,
         Some(_) => conn.prepare_cached(
-            "SELECT id, ts, sender, mtype, body FROM messages \
+            "SELECT id, ts, sender, mtype, body, length(CAST(body AS BLOB)) FROM messages \
              WHERE recipient=?1 AND sender=?2 ORDER BY id",
         )?,
     };
@@ -690,9 +764,11 @@ pub fn read_messages(
     // stays, oldest first, for the next read.
     let mut mail = Vec::new();
     let mut bytes = 0usize;
+    let mut stored_bytes = 0i64;
     for m in rows {
-        let m = m?;
+        let (m, size) = m?;
         bytes += m.body.len();
+        stored_bytes += size;
         mail.push(m);
         if mail.len() >= READ_MAX_MESSAGES || bytes >= READ_MAX_BYTES {
             break;
@@ -711,6 +787,9 @@ pub fn read_messages(
                     )?
                     .execute(params![caller.as_str(), peer.as_str(), last.message_id])?,
             };
+            // Exactly the rows read went (the same mailbox, up to the last
+            // one's id, in the writer's transaction).
+            add_to_totals(conn, caller.as_str(), -(mail.len() as i64), -stored_bytes)?;
         }
     }
     Ok(mail)
@@ -976,6 +1055,123 @@ mod tests {
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap();
         assert_eq!(pages, WAL_CHECKPOINT_PAGES);
+    }
+
+    /// The relay's connection runs no triggers and keeps the mailbox totals
+    /// itself; another program's connection on the file runs the triggers.
+    /// Through sends, full, per-peer and peeking reads, a reference relay's
+    /// inserts and deletes, and expiry, the totals always equal what the
+    /// messages add up to (`FILL_TOTALS`' query).
+    #[test]
+    fn the_relays_own_totals_match_the_triggers_and_the_messages() {
+        use retalk_proto::tools::{MessageType, PublishKeys, SendMessage};
+        use retalk_proto::{IdentityKey, SigningKey};
+        use rusqlite::config::DbConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        assert!(!conn
+            .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER)
+            .unwrap());
+        assert!(other
+            .db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER)
+            .unwrap());
+        let user = |c: u8| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+            let sk = ed25519_dalek::SigningKey::from_bytes(&[c; 32]);
+            let sk = b64.encode(sk.verifying_key().as_bytes());
+            let ik = b64.encode([c; 32]);
+            let req = PublishKeys {
+                identity_key: IdentityKey::parse(&ik, "key").unwrap(),
+                signing_key: SigningKey::parse(&sk, "sk").unwrap(),
+                one_time_keys: vec![],
+                fallback_key: None,
+            };
+            let fp = retalk_proto::fingerprint(req.identity_key.as_str(), &sk);
+            let id = UserId::parse(&fp, "id").unwrap();
+            publish_keys(&conn, &id, &req, 100).unwrap();
+            id
+        };
+        let (alice, bob, carol) = (user(1), user(2), user(3));
+        let caps = MailboxCaps {
+            messages: 1000,
+            per_sender: 1000,
+            bytes: 1 << 30,
+        };
+        let mut counts = SenderCounts::default();
+        let mut send = |from: &UserId, to: &UserId, body: &[u8], ts: f64| {
+            let msg = SendMessage::new(to.clone(), MessageType::Normal, body);
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(msg.body.as_bytes()));
+            let out = send_message(&conn, from, &msg, &hash, ts, &caps, 0.0, &mut counts).unwrap();
+            assert!(matches!(out, SendOutcome::Stored { .. }));
+        };
+        let table = |conn: &Connection, sql: &str| -> Vec<(String, i64, i64)> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap();
+            rows.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        let check = |step: &str| {
+            let kept = table(
+                &conn,
+                "SELECT recipient, count, bytes FROM retalk_mailbox_totals ORDER BY 1",
+            );
+            let truth = table(
+                &conn,
+                "SELECT ifnull(recipient, ''), COUNT(*), ifnull(SUM(length(CAST(body AS BLOB))), 0) \
+                 FROM messages GROUP BY 1 ORDER BY 1",
+            );
+            assert_eq!(kept, truth, "after {step}");
+        };
+        for (i, size) in [1usize, 10, 100, 1000].into_iter().enumerate() {
+            send(&alice, &bob, &vec![7; size], 100.0 + i as f64);
+            send(&carol, &bob, &vec![8; size + 1], 100.0 + i as f64);
+            send(&bob, &alice, &vec![9; 2 * size], 200.0);
+        }
+        check("sends");
+        read_messages(&conn, &bob, Some(&alice), true).unwrap();
+        check("a peek");
+        assert_eq!(
+            read_messages(&conn, &bob, Some(&carol), false)
+                .unwrap()
+                .len(),
+            4
+        );
+        check("a read of one peer's mail");
+        // A reference relay on the file: its insert and delete run the
+        // triggers, with a body stored as a blob and one stored as NULL.
+        other
+            .execute_batch(&format!(
+                "INSERT INTO messages(ts, sender, recipient, mtype, body) \
+                   VALUES(300, '{a}', '{c}', 1, x'00ff00'), (300, '{a}', '{c}', 1, NULL), \
+                   (300, '{a}', '{b}', 1, 'héllo'); \
+                 DELETE FROM messages WHERE recipient = '{c}' AND body IS NULL;",
+                a = alice.as_str(),
+                b = bob.as_str(),
+                c = carol.as_str()
+            ))
+            .unwrap();
+        check("a reference relay's writes");
+        assert_eq!(read_messages(&conn, &bob, None, false).unwrap().len(), 5);
+        check("a full read");
+        assert_eq!(read_messages(&conn, &carol, None, false).unwrap().len(), 1);
+        check("reading a blob body");
+        send(&alice, &carol, b"late", 10_000.0);
+        // Alice's mail from bob (ts 200) is past a 1000 s lifetime at 1500;
+        // carol's new one (10,000) is not.
+        assert_eq!(expire_messages(&conn, 1500.0, 1000.0).unwrap(), 4);
+        check("expiry");
+        assert_eq!(
+            table(
+                &conn,
+                "SELECT recipient, count, bytes FROM retalk_mailbox_totals"
+            ),
+            [(carol.as_str().to_owned(), 1, "bGF0ZQ==".len() as i64)],
+            "only the late message, its body in base64"
+        );
     }
 
     #[test]
