@@ -15,24 +15,8 @@ if [ $# -lt 2 ]; then
   exit 2
 fi
 bin=$1 conns=$2 req=${3:-60000}
-bench="$(cd "$(dirname "$0")/.." && pwd)/target/release/retalk-bench"
-d=$(mktemp -d)
-port=$((20000 + RANDOM % 20000)); mport=$((port + 1))
-"$bin" --host 127.0.0.1 --port $port --db "$d/db.sqlite" --max-mailbox 0 \
-  --metrics-addr 127.0.0.1:$mport > "$d/relay.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-sleep 1
-"$bench" send --relay http://127.0.0.1:$port --relay-pid $pid --requests "$req" \
-  --concurrency "$conns" > "$d/bench.log" 2>&1 &
-bpid=$!
-count() { curl -s http://127.0.0.1:$mport/metrics | awk '/^retalk_requests_total/ {s+=$2} END {print s+0}'; }
-# Wait (at most 30 s) until the timed phase runs: requests flowing fast.
-for _ in $(seq 60); do
-  a=$(count); sleep 0.5; b=$(count)
-  [ $((b - a)) -gt 1000 ] && break
-done
-sleep 1
+. "$(dirname "$0")/under-load.sh"
+start_under_load "$bin" "$conns" "$req"
 n0=$(count)
 events=raw_syscalls:sys_enter,context-switches
 for s in pwrite64 pread64 futex fdatasync fsync fcntl recvfrom read writev write epoll_wait; do
