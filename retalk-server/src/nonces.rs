@@ -12,8 +12,8 @@
 //! fifth to a quarter of the relay's throughput (docs/benchmarks.md). The
 //! relay's own table, `retalk_nonce_groups`, is only ever appended to, in
 //! time order, one row per group commit holding all of the group's nonces
-//! (every request of a group shares its time), and read once at start; the lookups go to a hash map in the
-//! writer thread, about 25 bytes per nonce of the last five minutes (tens
+//! (every request of a group shares its time), and read once at start;
+//! the lookups go to a hash map in the writer thread, about 25 bytes per nonce of the last five minutes (tens
 //! of megabytes at ten thousand requests a second, nothing at rest).
 //!
 //! The map is a cache of the table, never ahead of it: a group's nonces
