@@ -397,7 +397,9 @@ mod tests {
             for (i, (obj, key, value)) in fields.iter().enumerate() {
                 let mut entries = vec![format!("\"{key}\":{value}")];
                 for (_, e) in edits.iter().filter(|(t, _)| *t == i) {
-                    let first = entries.first().cloned().unwrap_or_default();
+                    // None after a Drop: doubling then leaves nothing to
+                    // double (pushing "" made a later edit find no ':').
+                    let first = entries.first().cloned();
                     match e {
                         Edit::Escape | Edit::Alter => {
                             entries = entries
@@ -426,7 +428,7 @@ mod tests {
                         }
                         Edit::Junk(j) => entries = vec![format!("\"{key}\":{}", JUNK[*j])],
                         Edit::Drop => entries.clear(),
-                        Edit::Twice(None) => entries.push(first),
+                        Edit::Twice(None) => entries.extend(first),
                         Edit::Twice(Some(j)) => entries.push(format!("\"{key}\":{}", JUNK[*j])),
                         Edit::Extra => entries.push("\"extra\":1".into()),
                     }
