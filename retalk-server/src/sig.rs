@@ -103,8 +103,9 @@ pub fn points_acceptable(key: &VerifyingKey, sig: &[u8; 64]) -> bool {
 ///
 /// Why not a single-signature check: ed25519-dalek's batch of one runs on
 /// curve25519-dalek's AVX-512 IFMA backend where the CPU has it (see
-/// `.cargo/config.toml`) and costs about 25 µs on this project's machine,
-/// against about 40 µs for ed25519-zebra's cofactored single check, which
+/// `.cargo/config.toml`) and costs about 24 µs on this project's machine,
+/// against about 34 µs for ed25519-zebra's cofactored single check
+/// (`retalk-bench verify --batch 1`, docs/benchmarks.md round 6), which
 /// runs on an older curve25519-dalek without that backend. The answer is
 /// the same (the tests hold it to ed25519-zebra's single check): the fast
 /// step's "yes" is final and its "no" is asked again of ed25519-zebra's
@@ -119,7 +120,7 @@ pub fn verify(key: &VerifyingKey, sig: &[u8; 64], msg: &[u8]) -> bool {
 /// Checks one signature under the relay's rule with ed25519-zebra's single
 /// cofactored check alone: for finding the culprits of a batch that failed,
 /// where failures are expected. A bad signature costs one check here (about
-/// 40 µs) rather than two in [`verify`], so a flood of badly signed
+/// 34 µs) rather than two in [`verify`], so a flood of badly signed
 /// requests costs the relay no more than before [`verify`] had its fast step.
 pub fn verify_suspect(key: &VerifyingKey, sig: &[u8; 64], msg: &[u8]) -> bool {
     if !points_acceptable(key, sig) {

@@ -128,6 +128,20 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
             (k.verifying_key(), text, sig)
         })
         .collect();
+    let zebra: Vec<(
+        ed25519_zebra::VerificationKey,
+        &[u8],
+        ed25519_zebra::Signature,
+    )> = samples
+        .iter()
+        .map(|(k, m, s)| {
+            (
+                ed25519_zebra::VerificationKey::try_from(k.to_bytes()).expect("valid key"),
+                m.as_slice(),
+                ed25519_zebra::Signature::from_bytes(&s.to_bytes()),
+            )
+        })
+        .collect();
     // Real request bodies, parsed and checked as a relay does.
     let relay = crate::wire::Relay::new("http://127.0.0.1:8766", None)?;
     let users = User::many(16);
@@ -175,6 +189,14 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, String> {
             rate(threads, secs, |i| {
                 let (k, m, s) = &samples[i % samples.len()];
                 k.verify_strict(m, s).expect("valid");
+                1
+            }),
+        );
+        row(
+            "ed25519-zebra single check (the relay's check of a failed batch's culprits)".into(),
+            rate(threads, secs, |i| {
+                let (k, m, s) = &zebra[i % zebra.len()];
+                k.verify(s, m).expect("valid");
                 1
             }),
         );
