@@ -18,8 +18,8 @@
 //! * `config` and [`cli`]: settings, from code or from flags and
 //!   environment.
 //!
-//! Its API is [`Relay`], [`Config`], [`ServerError`] and the command line
-//! ([`cli`]); everything else is private.
+//! Its API is [`Relay`], [`Config`], [`ServerError`], [`prepare_sqlite`]
+//! and the command line ([`cli`]); everything else is private.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), retalk_server::ServerError> {
@@ -49,6 +49,18 @@ mod timer;
 mod verify;
 mod waiters;
 mod writer;
+
+/// Sets SQLite up for the relay; call it before anything in the process
+/// opens a database (the `retalk-server` binary does, first thing).
+///
+/// It puts in the relay's page cache, SQLite's own with one needless walk
+/// over every cached page per commit taken out (see
+/// `storage/sqlite/page_cache.rs`). SQLite takes a page cache only before
+/// it starts, so this returns false, changing nothing, if it has: the relay
+/// then works the same at the old cost. [`Relay::start`] tries it too.
+pub fn prepare_sqlite() -> bool {
+    storage::sqlite::page_cache::install()
+}
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

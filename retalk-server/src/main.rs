@@ -132,6 +132,11 @@ fn migrate(argv: Vec<String>) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // SQLite takes a page cache only before it starts: first thing, so
+    // that every database of the process (the relay's, `migrate`'s) gets
+    // it. Without it (it is refused only once SQLite runs) the relay works
+    // the same, with one needless scan per commit.
+    retalk_server::prepare_sqlite();
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("migrate") {
         return migrate(argv.into_iter().skip(1).collect());

@@ -3,6 +3,7 @@
 //! [`crate::store`]. Both modules keep their place (and their speed); this
 //! is the [`Backend`] face of them.
 
+pub mod page_cache;
 pub mod wal_buffer;
 
 use std::sync::{Mutex, PoisonError};

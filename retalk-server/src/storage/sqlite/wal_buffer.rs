@@ -190,6 +190,8 @@ const fn inner_offset() -> usize {
 /// Registers the VFS (once per process; later calls return the first
 /// result). Not the default VFS: only connections that name it use it.
 pub fn register() -> rusqlite::Result<()> {
+    // Before SQLite starts, which the registration below does.
+    super::page_cache::install();
     let registered = VFS.get_or_init(|| {
         // SAFETY: sqlite3_vfs_find and sqlite3_vfs_register are thread-safe;
         // the copy is leaked, so it outlives every connection using it.
