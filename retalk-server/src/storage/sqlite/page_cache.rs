@@ -14,9 +14,9 @@
 //! leaves; `pcache1` keeps 262,145 as its highest number. Every insert into
 //! the middle of an index splits pages now and then, so nearly every one of
 //! the relay's group commits ended with a walk over every cached page:
-//! 5.5% of the writer thread's time with a 12 MiB database, and growing
-//! with the cache (up to 16,384 pages of 64 MiB, see [`crate::store::open`])
-//! on a relay that has run for a while (docs/benchmarks.md, round 7).
+//! 5.5% of the writer thread's time in the benchmark's first seconds
+//! (a 12 MiB database), 1.3% of a writer with more to do half a minute and
+//! 190 MiB later (docs/benchmarks.md, round 7).
 //!
 //! This cache is `pcache1` itself, wrapped: every call goes to it unchanged
 //! but `xTruncate`, which is skipped when no page at or above the limit can
