@@ -15,7 +15,7 @@ pub mod request;
 pub mod tools;
 
 pub use auth::{Auth, AuthError, Dialect, KeyPairSigner, RequestSigner, TIMESTAMP_WINDOW_SECS};
-pub use canonical::{args_sha256, canonical_args, canonical_json, CanonicalError};
+pub use canonical::{args_sha256, canonical_args, canonical_json, lower_hex, CanonicalError};
 pub use envelope::{new_id, Envelope, EnvelopeError, GroupTag};
 pub use error::{ErrorBody, WireError};
 pub use ids::{fingerprint, IdError, IdentityKey, Nonce, SigningKey, UserId};

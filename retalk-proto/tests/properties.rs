@@ -51,6 +51,12 @@ fn same(a: &Value, b: &Value) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// `lower_hex` writes what `hex::encode` writes, for any bytes.
+    #[test]
+    fn lower_hex_is_hex_encode(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+        prop_assert_eq!(retalk_proto::lower_hex(&bytes), hex::encode(&bytes));
+    }
+
     /// The canonical form is printable ASCII, parses back to the same data,
     /// and is its own canonical form.
     #[test]

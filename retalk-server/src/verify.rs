@@ -347,7 +347,7 @@ impl Verifier {
             Call::GetKeys(g) => Op::GetKeys(g.peer),
             Call::ClaimKey(c) => Op::ClaimKey(c.peer),
             Call::SendMessage(m) => {
-                let hash = hex::encode(Sha256::digest(m.body.as_bytes()));
+                let hash = retalk_proto::lower_hex(&Sha256::digest(m.body.as_bytes()));
                 Op::Send(m, hash)
             }
             Call::ReadMessages(ReadMessages { peer, peek, wait }) => Op::Read { peer, peek, wait },
