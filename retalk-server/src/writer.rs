@@ -437,8 +437,19 @@ impl Writer {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             metrics::histogram!("retalk_group_commit_size").record(batch.len() as f64);
+            // Taken at the group's first send, handed back before the commit.
+            let mut sends = None;
             for job in batch.drain(..) {
-                let result = execute(&tx, &self.limits, memory, &mut nonces, senders, &job, now);
+                let result = execute(
+                    &tx,
+                    &mut sends,
+                    &self.limits,
+                    memory,
+                    &mut nonces,
+                    senders,
+                    &job,
+                    now,
+                );
                 let status = match &result {
                     Ok(_) => 200,
                     Err(OpError::Refused(e)) => e.status(),
@@ -473,6 +484,7 @@ impl Writer {
                     }
                 }
             }
+            drop(sends);
             nonces.record(&tx, now)?;
             tx.commit()
         })();
@@ -517,8 +529,10 @@ impl Writer {
     }
 }
 
-fn execute(
-    conn: &Connection,
+#[allow(clippy::too_many_arguments)]
+fn execute<'c>(
+    conn: &'c Connection,
+    sends: &mut Option<store::SendStatements<'c>>,
     limits: &Limits,
     memory: &NonceMemory,
     nonces: &mut GroupNonces,
@@ -539,16 +553,21 @@ fn execute(
         Op::CountKeys => Outcome::Counts(store::count_keys(conn, caller)?),
         Op::GetKeys(peer) => Outcome::Keys(store::get_keys(conn, peer)?),
         Op::ClaimKey(peer) => Outcome::Claimed(store::claim_key(conn, peer)?),
-        Op::Send(msg, hash) => Outcome::Sent(store::send_message(
-            conn,
-            caller,
-            msg,
-            hash,
-            now,
-            &limits.mailbox,
-            limits.refused_ttl_secs,
-            senders,
-        )?),
+        Op::Send(msg, hash) => {
+            let statements = match sends {
+                Some(held) => held,
+                None => sends.insert(store::SendStatements::prepare(conn)?),
+            };
+            Outcome::Sent(statements.send(
+                caller,
+                msg,
+                hash,
+                now,
+                &limits.mailbox,
+                limits.refused_ttl_secs,
+                senders,
+            )?)
+        }
         Op::Read { peer, peek, wait } => {
             let mail = store::read_messages(conn, caller, peer.as_ref(), *peek)?;
             if !*peek {
