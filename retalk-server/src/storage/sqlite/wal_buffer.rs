@@ -44,8 +44,9 @@
 //! Every other file (the database itself, journals, temporary files) is
 //! opened by the default VFS in place and never sees this code.
 //!
-//! This is the relay's only `unsafe` code: a VFS is a table of C callbacks
-//! over memory SQLite allocates. Each block says why it is sound.
+//! This and `page_cache` are the relay's only `unsafe` code: a VFS is a
+//! table of C callbacks over memory SQLite allocates. Each block says why
+//! it is sound.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr};
