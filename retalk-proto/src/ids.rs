@@ -312,36 +312,59 @@ impl IdentityKey {
 }
 
 /// A request nonce: 16 random bytes as 32 lowercase hex characters.
+///
+/// Both forms are kept: the text goes on the wire and into the reference's
+/// table, the bytes are what the relay's writer looks up and stores for
+/// every request, decoded once here (on the verifier threads) rather than
+/// on the writer's one thread.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Nonce(String);
+pub struct Nonce {
+    text: String,
+    bytes: [u8; 16],
+}
 
 impl Nonce {
     /// A fresh random nonce.
     pub fn random() -> Self {
         let bytes: [u8; 16] = rand::random();
-        Self(hex::encode(bytes))
+        Self {
+            text: hex::encode(bytes),
+            bytes,
+        }
     }
 
     /// Checks that `s` is 32 lowercase hex characters.
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        if is_lower_hex(s, 32) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::BadNonce)
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        if s.len() != 32 {
+            return Err(IdError::BadNonce);
         }
+        let mut bytes = [0u8; 16];
+        for (byte, pair) in bytes.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
+                _ => return Err(IdError::BadNonce),
+            }
+        }
+        Ok(Self {
+            text: s.to_owned(),
+            bytes,
+        })
     }
 
     /// The nonce as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The 16 random bytes.
     pub fn to_bytes(&self) -> [u8; 16] {
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(&self.0, &mut bytes).expect("validated at construction");
-        bytes
+        self.bytes
     }
 }
 
@@ -354,7 +377,7 @@ impl TryFrom<String> for Nonce {
 
 impl From<Nonce> for String {
     fn from(n: Nonce) -> String {
-        n.0
+        n.text
     }
 }
 

@@ -51,6 +51,32 @@ fn same(a: &Value, b: &Value) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// A nonce is exactly 32 lowercase hex characters, and its bytes are
+    /// what `hex::decode` makes of them; anything else is refused.
+    #[test]
+    fn nonce_parse_is_lowercase_hex_decode(s in "[0-9a-fA-Fg]{30,34}") {
+        let lower = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match retalk_proto::Nonce::parse(&s) {
+            Ok(n) => {
+                prop_assert!(lower, "{s} accepted");
+                prop_assert_eq!(n.as_str(), s.as_str());
+                prop_assert_eq!(n.to_bytes().to_vec(), hex::decode(&s).unwrap());
+            }
+            Err(_) => prop_assert!(!lower, "{s} refused"),
+        }
+    }
+
+    /// Every 32 lowercase hex characters are a nonce, with those bytes, and
+    /// one character changed to an uppercase or non-hex one is not.
+    #[test]
+    fn valid_nonces_decode_and_one_bad_character_refuses(s in "[0-9a-f]{32}", at in 0usize..32, bad in "[A-Fg-z]") {
+        let n = retalk_proto::Nonce::parse(&s).unwrap();
+        prop_assert_eq!(n.to_bytes().to_vec(), hex::decode(&s).unwrap());
+        let mut broken = s.clone();
+        broken.replace_range(at..at + 1, &bad);
+        prop_assert!(retalk_proto::Nonce::parse(&broken).is_err(), "{broken}");
+    }
+
     /// `lower_hex` writes what `hex::encode` writes, for any bytes.
     #[test]
     fn lower_hex_is_hex_encode(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
