@@ -633,33 +633,6 @@ pub fn claim_key(conn: &Connection, peer: &UserId) -> OpResult<ClaimedKey> {
     }
 }
 
-/// `send_message`: store a ciphertext for a recipient with published keys,
-/// unless the recipient refused this exact body (then hand back the signed
-/// refusal) or its mailbox is full. One message alone; the writer keeps a
-/// [`SendStatements`] for a whole group instead (this is the tests' way in).
-#[cfg(test)]
-#[allow(clippy::too_many_arguments)]
-pub fn send_message(
-    conn: &Connection,
-    sender: &UserId,
-    req: &SendMessage,
-    body_sha256: &str,
-    now: f64,
-    caps: &MailboxCaps,
-    refused_ttl_secs: f64,
-    senders: &mut SenderCounts,
-) -> OpResult<SendOutcome> {
-    SendStatements::prepare(conn)?.send(
-        sender,
-        req,
-        body_sha256,
-        now,
-        caps,
-        refused_ttl_secs,
-        senders,
-    )
-}
-
 /// The statements a `send_message` runs, taken from rusqlite's statement
 /// cache once for a group commit and handed back at its end.
 ///
@@ -699,7 +672,9 @@ impl<'c> SendStatements<'c> {
         })
     }
 
-    /// Stores one message (see [`send_message`]).
+    /// `send_message`: stores a ciphertext for a recipient with published
+    /// keys, unless the recipient refused this exact body (then hands back
+    /// the signed refusal) or its mailbox is full.
     #[allow(clippy::too_many_arguments)]
     pub fn send(
         &mut self,
@@ -993,17 +968,18 @@ mod tests {
             per_sender: 100,
             bytes: 1 << 20,
         };
-        send_message(
-            &conn,
-            &alice,
-            &send,
-            &"0".repeat(64),
-            1e6,
-            &caps,
-            3600.0,
-            &mut counts,
-        )
-        .unwrap();
+        SendStatements::prepare(&conn)
+            .unwrap()
+            .send(
+                &alice,
+                &send,
+                &"0".repeat(64),
+                1e6,
+                &caps,
+                3600.0,
+                &mut counts,
+            )
+            .unwrap();
         read_messages(&conn, &bob, Some(&alice), true).unwrap();
         read_messages(&conn, &bob, None, true).unwrap();
         read_messages(&conn, &bob, Some(&alice), false).unwrap();
@@ -1025,17 +1001,18 @@ mod tests {
             3600.0,
         )
         .unwrap();
-        send_message(
-            &conn,
-            &alice,
-            &send,
-            &"0".repeat(64),
-            1e6,
-            &caps,
-            3600.0,
-            &mut counts,
-        )
-        .unwrap();
+        SendStatements::prepare(&conn)
+            .unwrap()
+            .send(
+                &alice,
+                &send,
+                &"0".repeat(64),
+                1e6,
+                &caps,
+                3600.0,
+                &mut counts,
+            )
+            .unwrap();
         record_nonces(&conn, [[1u8; 16], [2; 16]].iter(), 1e6).unwrap();
         recent_nonces(&conn, 1e6 - 600.0).unwrap();
         prune(&conn, 1e6, 3600.0).unwrap();
@@ -1191,7 +1168,10 @@ mod tests {
         let mut send = |from: &UserId, to: &UserId, body: &[u8], ts: f64| {
             let msg = SendMessage::new(to.clone(), MessageType::Normal, body);
             let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(msg.body.as_bytes()));
-            let out = send_message(&conn, from, &msg, &hash, ts, &caps, 0.0, &mut counts).unwrap();
+            let out = SendStatements::prepare(&conn)
+                .unwrap()
+                .send(from, &msg, &hash, ts, &caps, 0.0, &mut counts)
+                .unwrap();
             assert!(matches!(out, SendOutcome::Stored { .. }));
         };
         let table = |conn: &Connection, sql: &str| -> Vec<(String, i64, i64)> {
