@@ -49,8 +49,8 @@ use retalk_proto::{AuthError, Nonce, UserId, WireError};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::mailboxes::Mailboxes;
 use crate::nonces::{GroupNonces, NonceMemory};
-use crate::senders::SenderCounts;
 use crate::storage::sqlite::wal_buffer;
 use crate::store::{self, OpError};
 use crate::waiters::Waiters;
@@ -245,7 +245,7 @@ pub fn spawn(
             Writer {
                 conn,
                 nonces,
-                senders: SenderCounts::default(),
+                mailboxes: Mailboxes::default(),
                 limits,
                 waiters,
                 syncer: sync_tx,
@@ -324,8 +324,9 @@ struct Writer {
     conn: Connection,
     /// Nonces seen recently (a cache of the database's record).
     nonces: NonceMemory,
-    /// Each mailbox's mail per sender (a cache of the database's).
-    senders: SenderCounts,
+    /// Which messages wait in each mailbox, and from whom (the database's
+    /// index of its mail, held here; see [`crate::mailboxes`]).
+    mailboxes: Mailboxes,
     limits: Limits,
     waiters: Arc<Waiters>,
     /// The syncer's queue, with `Durability::Full`.
@@ -336,6 +337,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        self.index_mail();
         self.prune();
         let mut last_prune = Instant::now();
         loop {
@@ -364,11 +366,36 @@ impl Writer {
             // rolled back (the transaction's drop) and its requests are
             // answered "unavailable" when their reply channels drop.
             if std::panic::catch_unwind(AssertUnwindSafe(|| self.run_batch(batch))).is_err() {
-                // Rolled back: what the group counted is not in the file.
-                self.senders.forget();
+                // Rolled back: what the group indexed is not in the file.
+                self.mailboxes.forget();
             }
             if stop {
                 return;
+            }
+        }
+    }
+
+    /// Builds the mailbox index before the first request rather than in
+    /// its group (a large file takes seconds to scan). On failure the first
+    /// group's transaction tries again.
+    fn index_mail(&mut self) {
+        let started = Instant::now();
+        let built = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            self.mailboxes.check(&tx)?;
+            tx.commit()
+        })();
+        match built {
+            Ok(()) => tracing::info!(
+                "indexed {} waiting message(s) in {} ms",
+                self.mailboxes.messages(),
+                started.elapsed().as_millis()
+            ),
+            Err(e) => {
+                self.mailboxes.forget();
+                tracing::warn!(
+                    "indexing the waiting mail failed (tried again at the next request): {e}"
+                );
             }
         }
     }
@@ -383,10 +410,12 @@ impl Writer {
         if let Err(e) = store::prune(&self.conn, now, self.limits.refused_ttl_secs) {
             tracing::warn!("pruning old nonces failed: {e}");
         }
-        let expired = store::expire_messages(&self.conn, now, self.limits.message_ttl_secs);
-        if !matches!(expired, Ok(0)) {
-            self.senders.forget();
-        }
+        let expired = store::expire_messages(
+            &self.conn,
+            &mut self.mailboxes,
+            now,
+            self.limits.message_ttl_secs,
+        );
         match expired {
             Ok(0) => {}
             Ok(n) => {
@@ -431,11 +460,14 @@ impl Writer {
         let mut delivered: Vec<UserId> = Vec::new();
         let mut nonces = GroupNonces::default();
         let memory = &self.nonces;
-        let senders = &mut self.senders;
+        let mailboxes = &mut self.mailboxes;
         let committed = (|| -> rusqlite::Result<()> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Holding the write lock: whatever another connection wrote
+            // before it is indexed now, and nothing can write after it.
+            mailboxes.check(&tx)?;
             metrics::histogram!("retalk_group_commit_size").record(batch.len() as f64);
             // Taken at the group's first send, handed back before the commit.
             let mut sends = None;
@@ -446,7 +478,7 @@ impl Writer {
                     &self.limits,
                     memory,
                     &mut nonces,
-                    senders,
+                    mailboxes,
                     &job,
                     now,
                 );
@@ -502,8 +534,8 @@ impl Writer {
             // not be written: a replay must still be refused.
             nonces.commit(&mut self.nonces, now);
         } else {
-            // Rolled back: what the group counted is not in the file.
-            self.senders.forget();
+            // Rolled back: what the group indexed is not in the file.
+            self.mailboxes.forget();
         }
         match committed {
             // Durability unknown, as after a failed sync.
@@ -536,7 +568,7 @@ fn execute<'c>(
     limits: &Limits,
     memory: &NonceMemory,
     nonces: &mut GroupNonces,
-    senders: &mut SenderCounts,
+    mailboxes: &mut Mailboxes,
     job: &Job,
     now: f64,
 ) -> Result<Outcome, OpError> {
@@ -565,14 +597,11 @@ fn execute<'c>(
                 now,
                 &limits.mailbox,
                 limits.refused_ttl_secs,
-                senders,
+                mailboxes,
             )?)
         }
         Op::Read { peer, peek, wait } => {
-            let mail = store::read_messages(conn, caller, peer.as_ref(), *peek)?;
-            if !*peek {
-                senders.delivered(caller.as_str(), mail.iter().map(|m| m.from.as_str()));
-            }
+            let mail = store::read_messages(conn, mailboxes, caller, peer.as_ref(), *peek)?;
             let wait = match wait {
                 Some(secs) if mail.is_empty() => Some(WaitPlan {
                     caller: caller.clone(),
