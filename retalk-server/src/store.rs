@@ -1056,6 +1056,34 @@ mod tests {
         }
     }
 
+    /// A file from an earlier build, which indexed `messages(recipient,
+    /// id)`, loses that index when this relay opens it (the writer indexes
+    /// mailboxes in memory); its mail is still there and indexed.
+    #[test]
+    fn the_files_mailbox_index_is_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE INDEX retalk_messages_recipient ON messages(recipient, id); \
+             INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(1, 'a', 'b', 1, 'AA==');",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open(&path).unwrap();
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'retalk_messages_recipient'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 0);
+        let mut boxes = Mailboxes::default();
+        boxes.check(&conn).unwrap();
+        assert_eq!(boxes.waiting("b", None).count(), 1);
+    }
+
     /// Nonces live at least twice the timestamp window: anything younger
     /// survives a prune, so a replay is refused as long as its timestamp
     /// could still pass. In all three tables: the groups (schema 5), the
