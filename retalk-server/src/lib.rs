@@ -14,6 +14,9 @@
 //!   commits;
 //! * `store`: the SQLite schema (the reference's) and one function per
 //!   tool;
+//! * `mailboxes`: the SQLite writer's in-memory index of waiting mail (which
+//!   messages, from whom), rebuilt from the file when another program
+//!   writes it;
 //! * `waiters`: per-mailbox wake-ups for `read_messages` with `wait`;
 //! * `config` and [`cli`]: settings, from code or from flags and
 //!   environment.
