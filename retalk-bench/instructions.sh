@@ -16,8 +16,9 @@
 # CPU reports neither AVX-512 nor the SHA extensions, so the signature and
 # hash rows count the portable/AVX2 code paths, not the ones a real run
 # takes: compare those rows between builds only. Needs valgrind
-# (callgrind_control, callgrind_annotate) and curl. Loopback only; the
-# relay and its database are temporary.
+# (callgrind_annotate) and curl. Loopback only; the relay and its
+# database are temporary (KEEP=1 keeps them, and callgrind's output
+# `cg.out` for `callgrind_annotate`, and prints where).
 set -euo pipefail
 if [ $# -lt 1 ]; then
   sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'

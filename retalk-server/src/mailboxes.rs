@@ -92,8 +92,6 @@ impl Mailboxes {
         self.boxes.clear();
         let mut stmt = conn.prepare(BUILD)?;
         let mut rows = stmt.query([])?;
-        // One shared copy of each sender's id, however many messages.
-        let mut names: Map<Box<str>, Arc<str>> = Map::default();
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
             let ValueRef::Text(recipient) = row.get_ref(1)? else {
@@ -101,26 +99,30 @@ impl Mailboxes {
             };
             let recipient = String::from_utf8_lossy(recipient);
             let sender = match row.get_ref(2)? {
-                ValueRef::Text(s) => {
-                    let s = String::from_utf8_lossy(s);
-                    Some(match names.get(s.as_ref()) {
-                        Some(name) => name.clone(),
-                        None => {
-                            let name: Arc<str> = Arc::from(s.as_ref());
-                            names.insert(s.as_ref().into(), name.clone());
-                            name
-                        }
-                    })
-                }
+                ValueRef::Text(s) => Some(String::from_utf8_lossy(s)),
                 _ => None,
             };
-            let mailbox = match self.boxes.get_mut(recipient.as_ref()) {
-                Some(m) => m,
-                None => self.boxes.entry(recipient.as_ref().into()).or_default(),
-            };
-            mailbox.push(id, sender);
+            self.add(&recipient, id, sender.as_deref());
         }
         Ok(())
+    }
+
+    /// Files message `id` (from `sender`, when stored as text) at the end
+    /// of `recipient`'s mailbox. A mailbox's entries share one copy of each
+    /// sender's id, the key of its count.
+    fn add(&mut self, recipient: &str, id: i64, sender: Option<&str>) {
+        let mailbox = match self.boxes.get_mut(recipient) {
+            Some(m) => m,
+            None => self.boxes.entry(recipient.into()).or_default(),
+        };
+        let sender = sender.map(|sender| match mailbox.senders.get_key_value(sender) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(sender),
+        });
+        if let Some(name) = &sender {
+            *mailbox.senders.entry(name.clone()).or_default() += 1;
+        }
+        mailbox.mail.push_back(Entry { id, sender });
     }
 
     /// Messages indexed, in all mailboxes.
@@ -140,15 +142,7 @@ impl Mailboxes {
     /// Message `id` from `sender` was stored in `recipient`'s mailbox (in
     /// the writer's open transaction).
     pub fn stored(&mut self, recipient: &str, id: i64, sender: &str) {
-        let mailbox = match self.boxes.get_mut(recipient) {
-            Some(m) => m,
-            None => self.boxes.entry(recipient.into()).or_default(),
-        };
-        let name = match mailbox.senders.get_key_value(sender) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(sender),
-        };
-        mailbox.push(id, Some(name));
+        self.add(recipient, id, Some(sender));
     }
 
     /// The ids waiting in `recipient`'s mailbox, oldest first, only those
@@ -186,24 +180,16 @@ impl Mailboxes {
                 }
             }
         } else {
+            // One peer's mail, from anywhere in the mailbox.
             let mut gone = ids.iter().peekable();
-            let mut left = VecDeque::with_capacity(mailbox.mail.len().saturating_sub(ids.len()));
-            for e in mailbox.mail.drain(..) {
+            for e in std::mem::take(&mut mailbox.mail) {
                 while gone.next_if(|&&id| id < e.id).is_some() {}
                 if gone.next_if(|&&id| id == e.id).is_some() {
-                    if let Some(sender) = &e.sender {
-                        if let Some(n) = mailbox.senders.get_mut(sender) {
-                            *n -= 1;
-                            if *n == 0 {
-                                mailbox.senders.remove(sender);
-                            }
-                        }
-                    }
+                    mailbox.uncount(e.sender.as_ref());
                 } else {
-                    left.push_back(e);
+                    mailbox.mail.push_back(e);
                 }
             }
-            mailbox.mail = left;
         }
         if mailbox.mail.is_empty() {
             self.boxes.remove(recipient);
@@ -225,13 +211,6 @@ impl Mailboxes {
 }
 
 impl Mailbox {
-    fn push(&mut self, id: i64, sender: Option<Arc<str>>) {
-        if let Some(name) = &sender {
-            *self.senders.entry(name.clone()).or_default() += 1;
-        }
-        self.mail.push_back(Entry { id, sender });
-    }
-
     fn uncount(&mut self, sender: Option<&Arc<str>>) {
         let Some(sender) = sender else { return };
         if let Some(n) = self.senders.get_mut(sender) {

@@ -987,18 +987,15 @@ mod tests {
             per_sender: 100,
             bytes: 1 << 20,
         };
-        SendStatements::prepare(&conn)
-            .unwrap()
-            .send(
-                &alice,
-                &send,
-                &"0".repeat(64),
-                1e6,
-                &caps,
-                3600.0,
-                &mut counts,
-            )
-            .unwrap();
+        // A send, before a nack and again after (then its refusal lookup
+        // finds a row).
+        let send_once = |counts: &mut Mailboxes| {
+            SendStatements::prepare(&conn)
+                .unwrap()
+                .send(&alice, &send, &"0".repeat(64), 1e6, &caps, 3600.0, counts)
+                .unwrap();
+        };
+        send_once(&mut counts);
         read_messages(&conn, &mut counts, &bob, Some(&alice), true).unwrap();
         read_messages(&conn, &mut counts, &bob, None, true).unwrap();
         read_messages(&conn, &mut counts, &bob, Some(&alice), false).unwrap();
@@ -1020,18 +1017,7 @@ mod tests {
             3600.0,
         )
         .unwrap();
-        SendStatements::prepare(&conn)
-            .unwrap()
-            .send(
-                &alice,
-                &send,
-                &"0".repeat(64),
-                1e6,
-                &caps,
-                3600.0,
-                &mut counts,
-            )
-            .unwrap();
+        send_once(&mut counts);
         record_nonces(&conn, [[1u8; 16], [2; 16]].iter(), 1e6).unwrap();
         recent_nonces(&conn, 1e6 - 600.0).unwrap();
         prune(&conn, 1e6, 3600.0).unwrap();
