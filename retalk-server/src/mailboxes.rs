@@ -1,6 +1,8 @@
 //! Which messages wait in each mailbox, in arrival order, with how many
-//! each sender has there (for `--max-mailbox-per-sender`): the writer's
-//! index of `messages`, kept in its memory instead of in the file.
+//! each sender has there (for `--max-mailbox-per-sender`) and how many
+//! messages and body bytes the mailbox holds in all (for `--max-mailbox` and
+//! `--max-mailbox-bytes`, and the metrics' gauges): the writer's index of
+//! `messages`, kept in its memory instead of in the file.
 //!
 //! Why memory: an index on `messages(recipient, id)` in the file puts every
 //! send's entry at its recipient's end of the index, a different page for
@@ -8,8 +10,12 @@
 //! index pages besides the few table pages its rows fill, and wrote each
 //! of them whole to the log (and again at the checkpoint): most of the
 //! bytes a send wrote. Without it the writer thread spends about 30% less
-//! per send (docs/benchmarks.md, issue 16 round 8). The rows are the
-//! record; this is a cache of them, rebuilt from them, never ahead of them.
+//! per send (docs/benchmarks.md, issue 16 round 8). The per-mailbox totals
+//! were a table of the file (`retalk_mailbox_totals`, schema 3 to 5) for
+//! the same check, with the same cost: a row, so a page, per recipient
+//! rewritten by every send, and a lookup and an update statement per send
+//! (round 9). The rows are the record; this is a cache of them, rebuilt
+//! from them, never ahead of them.
 //!
 //! * Built by one scan of `messages` (in rowid order) at the writer's
 //!   first transaction, and again whenever another connection has changed
@@ -23,7 +29,9 @@
 //!   transaction scans again.
 //! * Which rows belong to a mailbox is SQL's `recipient = ?` on a text
 //!   column: rows whose recipient is stored as text. A sender is matched
-//!   (`sender = ?`) and counted only when stored as text, likewise.
+//!   (`sender = ?`) and counted only when stored as text, likewise. A
+//!   message's size is its body's length in bytes (`length(CAST(body AS
+//!   BLOB))`, whatever type another program stored it as; 0 for none).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,15 +47,27 @@ use rusqlite::Connection;
 /// The scan that builds the index: every message, once, in rowid order (at
 /// a writer's first transaction, and after another connection's writes).
 pub(crate) const BUILD: &str =
-    "SELECT id, recipient, sender FROM messages WHERE typeof(recipient) = 'text' ORDER BY id";
+    "SELECT id, recipient, sender, ifnull(length(CAST(body AS BLOB)), 0) \
+     FROM messages WHERE typeof(recipient) = 'text' ORDER BY id";
 
 /// The writer's index of waiting mail (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Mailboxes {
     boxes: Map<Box<str>, Mailbox>,
+    /// Messages and body bytes in all mailboxes.
+    all: Totals,
     /// `PRAGMA data_version` when the index was built or last checked;
     /// `None` when it must be built (first use, or after [`Self::forget`]).
     version: Option<i64>,
+}
+
+/// How much mail waits: messages, and the bytes of their bodies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Messages.
+    pub messages: u64,
+    /// Bytes of their bodies.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -56,12 +76,16 @@ struct Mailbox {
     mail: VecDeque<Entry>,
     /// Messages waiting per (text) sender; senders with none are dropped.
     senders: Map<Arc<str>, u64>,
+    /// Body bytes of `mail` (its messages are `mail.len()`).
+    bytes: u64,
 }
 
 #[derive(Debug)]
 struct Entry {
     id: i64,
     sender: Option<Arc<str>>,
+    /// The body's length in bytes.
+    bytes: u64,
 }
 
 impl Mailboxes {
@@ -85,11 +109,13 @@ impl Mailboxes {
     /// the next [`Self::check`] builds it again.
     pub fn forget(&mut self) {
         self.boxes.clear();
+        self.all = Totals::default();
         self.version = None;
     }
 
     fn load(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         self.boxes.clear();
+        self.all = Totals::default();
         let mut stmt = conn.prepare(BUILD)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -102,15 +128,17 @@ impl Mailboxes {
                 ValueRef::Text(s) => Some(String::from_utf8_lossy(s)),
                 _ => None,
             };
-            self.add(&recipient, id, sender.as_deref());
+            // A length is never negative; `u64::try_from` only guards it.
+            let bytes = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
+            self.add(&recipient, id, sender.as_deref(), bytes);
         }
         Ok(())
     }
 
     /// Files message `id` (from `sender`, when stored as text) at the end
-    /// of `recipient`'s mailbox. A mailbox's entries share one copy of each
-    /// sender's id, the key of its count.
-    fn add(&mut self, recipient: &str, id: i64, sender: Option<&str>) {
+    /// of `recipient`'s mailbox, with its body's size. A mailbox's entries
+    /// share one copy of each sender's id, the key of its count.
+    fn add(&mut self, recipient: &str, id: i64, sender: Option<&str>, bytes: u64) {
         let mailbox = match self.boxes.get_mut(recipient) {
             Some(m) => m,
             None => self.boxes.entry(recipient.into()).or_default(),
@@ -122,12 +150,31 @@ impl Mailboxes {
         if let Some(name) = &sender {
             *mailbox.senders.entry(name.clone()).or_default() += 1;
         }
-        mailbox.mail.push_back(Entry { id, sender });
+        mailbox.mail.push_back(Entry { id, sender, bytes });
+        mailbox.bytes += bytes;
+        self.all.messages += 1;
+        self.all.bytes += bytes;
     }
 
     /// Messages indexed, in all mailboxes.
     pub fn messages(&self) -> usize {
-        self.boxes.values().map(|m| m.mail.len()).sum()
+        self.all.messages as usize
+    }
+
+    /// The mail waiting in all mailboxes (kept as it changes, not summed).
+    pub fn all(&self) -> Totals {
+        self.all
+    }
+
+    /// The mail waiting in `recipient`'s mailbox.
+    pub fn totals(&self, recipient: &str) -> Totals {
+        self.boxes
+            .get(recipient)
+            .map(|m| Totals {
+                messages: m.mail.len() as u64,
+                bytes: m.bytes,
+            })
+            .unwrap_or_default()
     }
 
     /// Messages from `sender` waiting in `recipient`'s mailbox.
@@ -139,10 +186,10 @@ impl Mailboxes {
             .unwrap_or(0)
     }
 
-    /// Message `id` from `sender` was stored in `recipient`'s mailbox (in
-    /// the writer's open transaction).
-    pub fn stored(&mut self, recipient: &str, id: i64, sender: &str) {
-        self.add(recipient, id, Some(sender));
+    /// Message `id` from `sender`, its body `bytes` long, was stored in
+    /// `recipient`'s mailbox (in the writer's open transaction).
+    pub fn stored(&mut self, recipient: &str, id: i64, sender: &str, bytes: u64) {
+        self.add(recipient, id, Some(sender), bytes);
     }
 
     /// The ids waiting in `recipient`'s mailbox, oldest first, only those
@@ -166,6 +213,7 @@ impl Mailboxes {
         let Some(mailbox) = self.boxes.get_mut(recipient) else {
             return;
         };
+        let all = &mut self.all;
         if mailbox
             .mail
             .iter()
@@ -176,7 +224,7 @@ impl Mailboxes {
             // The whole read was the mailbox's oldest mail (no peer).
             for _ in 0..ids.len() {
                 if let Some(e) = mailbox.mail.pop_front() {
-                    mailbox.uncount(e.sender.as_ref());
+                    mailbox.uncount(&e, all);
                 }
             }
         } else {
@@ -185,7 +233,7 @@ impl Mailboxes {
             for e in std::mem::take(&mut mailbox.mail) {
                 while gone.next_if(|&&id| id < e.id).is_some() {}
                 if gone.next_if(|&&id| id == e.id).is_some() {
-                    mailbox.uncount(e.sender.as_ref());
+                    mailbox.uncount(&e, all);
                 } else {
                     mailbox.mail.push_back(e);
                 }
@@ -199,10 +247,11 @@ impl Mailboxes {
     /// Every message with an id below `end` was deleted (expiry, in the
     /// writer's transaction).
     pub fn expired_before(&mut self, end: i64) {
+        let all = &mut self.all;
         self.boxes.retain(|_, mailbox| {
             while mailbox.mail.front().is_some_and(|e| e.id < end) {
                 if let Some(e) = mailbox.mail.pop_front() {
-                    mailbox.uncount(e.sender.as_ref());
+                    mailbox.uncount(&e, all);
                 }
             }
             !mailbox.mail.is_empty()
@@ -211,8 +260,13 @@ impl Mailboxes {
 }
 
 impl Mailbox {
-    fn uncount(&mut self, sender: Option<&Arc<str>>) {
-        let Some(sender) = sender else { return };
+    /// Takes entry `e`, just removed from `mail`, out of the counts: its
+    /// sender's, the mailbox's bytes and `all`.
+    fn uncount(&mut self, e: &Entry, all: &mut Totals) {
+        self.bytes -= e.bytes;
+        all.messages -= 1;
+        all.bytes -= e.bytes;
+        let Some(sender) = &e.sender else { return };
         if let Some(n) = self.senders.get_mut(sender) {
             *n -= 1;
             if *n == 0 {
@@ -234,19 +288,35 @@ mod tests {
 
     fn insert(conn: &Connection, sender: &str, recipient: &str) -> i64 {
         conn.execute(
-            "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES(1, ?1, ?2, 1, 'AA==')",
+            // Bodies of 0 to 49 bytes, so that sizes differ.
+            "INSERT INTO messages(ts, sender, recipient, mtype, body) \
+             VALUES(1, ?1, ?2, 1, substr(hex(randomblob(25)), 1, abs(random()) % 50))",
             [sender, recipient],
         )
         .unwrap();
         conn.last_insert_rowid()
     }
 
-    /// What the table says, per mailbox: ids in order, per-sender counts.
-    fn truth(conn: &Connection) -> HashMap<String, (Vec<i64>, HashMap<String, u64>)> {
-        let mut out: HashMap<String, (Vec<i64>, HashMap<String, u64>)> = HashMap::new();
+    /// The stored size of message `id`'s body.
+    fn size(conn: &Connection, id: i64) -> u64 {
+        conn.query_row(
+            "SELECT ifnull(length(CAST(body AS BLOB)), 0) FROM messages WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Per mailbox: ids in order, per-sender counts, body bytes.
+    type View = HashMap<String, (Vec<i64>, HashMap<String, u64>, u64)>;
+
+    /// What the table says.
+    fn truth(conn: &Connection) -> View {
+        let mut out: View = HashMap::new();
         let mut stmt = conn
             .prepare(
-                "SELECT id, recipient, sender, typeof(sender) = 'text' FROM messages \
+                "SELECT id, recipient, sender, typeof(sender) = 'text', \
+                 ifnull(length(CAST(body AS BLOB)), 0) FROM messages \
                  WHERE typeof(recipient) = 'text' ORDER BY id",
             )
             .unwrap();
@@ -257,19 +327,40 @@ mod tests {
             if r.get::<_, bool>(3).unwrap() {
                 *entry.1.entry(r.get(2).unwrap()).or_default() += 1;
             }
+            entry.2 += r.get::<_, u64>(4).unwrap();
         }
         out
     }
 
-    fn held(m: &Mailboxes) -> HashMap<String, (Vec<i64>, HashMap<String, u64>)> {
+    fn held(m: &Mailboxes) -> View {
         m.boxes
             .iter()
             .map(|(k, b)| {
                 let ids = b.mail.iter().map(|e| e.id).collect();
                 let senders = b.senders.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-                (k.to_string(), (ids, senders))
+                (k.to_string(), (ids, senders, b.bytes))
             })
             .collect()
+    }
+
+    /// The index equals the table: each mailbox, each one's totals, and
+    /// the totals of all.
+    fn same(m: &Mailboxes, conn: &Connection) {
+        let truth = truth(conn);
+        assert_eq!(held(m), truth);
+        for (recipient, (ids, _, bytes)) in &truth {
+            let expected = Totals {
+                messages: ids.len() as u64,
+                bytes: *bytes,
+            };
+            assert_eq!(m.totals(recipient), expected, "{recipient}");
+        }
+        let all = Totals {
+            messages: truth.values().map(|v| v.0.len() as u64).sum(),
+            bytes: truth.values().map(|v| v.2).sum(),
+        };
+        assert_eq!(m.all(), all);
+        assert_eq!(m.totals("nobody"), Totals::default());
     }
 
     /// Through the writer's own changes (stores, whole and per-peer reads,
@@ -283,13 +374,13 @@ mod tests {
         insert(&conn, "b", "r");
         let mut m = Mailboxes::default();
         m.check(&conn).unwrap();
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
         assert_eq!(m.waiting_from("r", "a"), 2);
         // The writer's own insert is not a change by "another connection".
         let id = insert(&conn, "c", "r");
-        m.stored("r", id, "c");
+        m.stored("r", id, "c", size(&conn, id));
         m.check(&conn).unwrap();
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
         let ids: Vec<i64> = m.waiting("r", Some("a")).collect();
         assert_eq!(ids.len(), 2);
         // A per-peer read removes that peer's entries from the middle.
@@ -298,7 +389,7 @@ mod tests {
                 .unwrap();
         }
         m.delivered("r", &ids);
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
         assert_eq!(m.waiting_from("r", "a"), 0);
         // Another connection's writes (a row with a blob recipient and one
         // with a NULL sender among them) are seen at the next check.
@@ -306,13 +397,19 @@ mod tests {
         other
             .execute_batch(
                 "INSERT INTO messages(ts, sender, recipient, mtype, body) VALUES \
-                 (1, 'x', 'q', 1, 'AA=='), (1, NULL, 'q', 1, 'AA=='), (1, 'x', x'71', 1, 'AA==');",
+                 (1, 'x', 'q', 1, 'AA=='), (1, NULL, 'q', 1, NULL), (1, 'x', 'q', 1, x'00ff10'), \
+                 (1, 'x', x'71', 1, 'AA==');",
             )
             .unwrap();
         m.check(&conn).unwrap();
-        assert_eq!(held(&m), truth(&conn));
-        assert_eq!(m.waiting("q", None).count(), 2);
-        assert_eq!(m.waiting("q", Some("x")).count(), 1);
+        same(&m, &conn);
+        assert_eq!(m.waiting("q", None).count(), 3);
+        assert_eq!(
+            m.totals("q").bytes,
+            4 + 3,
+            "a NULL body counts 0, a blob its bytes"
+        );
+        assert_eq!(m.waiting("q", Some("x")).count(), 2);
         // A whole read of the oldest mail.
         let all: Vec<i64> = m.waiting("r", None).collect();
         for id in &all {
@@ -321,26 +418,25 @@ mod tests {
         }
         m.delivered("r", &all);
         assert!(!m.boxes.contains_key("r"), "emptied mailboxes are dropped");
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
         // Expiry of everything below an id.
         let keep = insert(&conn, "a", "q");
-        m.stored("q", keep, "a");
+        m.stored("q", keep, "a", size(&conn, keep));
         conn.execute("DELETE FROM messages WHERE id < ?1", [keep])
             .unwrap();
         m.expired_before(keep);
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
         // A rolled-back change: forgotten, then built again.
         insert(&conn, "lost", "q");
         m.forget();
         m.check(&conn).unwrap();
-        assert_eq!(held(&m), truth(&conn));
+        same(&m, &conn);
     }
 
     /// Random stores, peer and whole reads and expiries, applied to the
     /// table and the index alike: they never disagree.
     #[test]
     fn random_changes_keep_the_index_equal_to_the_table() {
-        use proptest::prelude::*;
         let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
             cases: 24,
             ..Default::default()
@@ -357,7 +453,7 @@ mod tests {
                     match kind {
                         0 | 1 => {
                             let id = insert(&conn, &s, &r);
-                            m.stored(&r, id, &s);
+                            m.stored(&r, id, &s, size(&conn, id));
                         }
                         2 => {
                             let p = (peer > 0).then_some(s.as_str());
@@ -379,7 +475,7 @@ mod tests {
                             m.expired_before(end);
                         }
                     }
-                    prop_assert_eq!(held(&m), truth(&conn));
+                    same(&m, &conn);
                 }
                 Ok(())
             })

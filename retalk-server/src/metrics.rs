@@ -26,7 +26,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -58,16 +58,25 @@ pub fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// Whether the last storage work succeeded (commits and syncs set it).
+/// What the storage tells the metrics listener: whether the last storage
+/// work succeeded (commits and syncs set it), and how much mail waits (the
+/// SQLite writer sets it, from its index, after each commit).
 #[derive(Debug)]
 pub struct Health {
     storage_ok: AtomicBool,
+    /// Whether `mail_messages` and `mail_bytes` were ever set.
+    mail_known: AtomicBool,
+    mail_messages: AtomicU64,
+    mail_bytes: AtomicU64,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             storage_ok: AtomicBool::new(true),
+            mail_known: AtomicBool::new(false),
+            mail_messages: AtomicU64::new(0),
+            mail_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -80,6 +89,24 @@ impl Health {
 
     fn storage_ok(&self) -> bool {
         self.storage_ok.load(Ordering::Relaxed)
+    }
+
+    /// Records the mail waiting in all mailboxes, as of the last commit.
+    pub fn mail(&self, waiting: crate::mailboxes::Totals) {
+        self.mail_messages
+            .store(waiting.messages, Ordering::Relaxed);
+        self.mail_bytes.store(waiting.bytes, Ordering::Relaxed);
+        self.mail_known.store(true, Ordering::Release);
+    }
+
+    /// The mail waiting (messages, bytes), if the storage reports it.
+    fn waiting(&self) -> Option<(u64, u64)> {
+        self.mail_known.load(Ordering::Acquire).then(|| {
+            (
+                self.mail_messages.load(Ordering::Relaxed),
+                self.mail_bytes.load(Ordering::Relaxed),
+            )
+        })
     }
 }
 
@@ -106,8 +133,8 @@ struct Ctx {
     handle: &'static PrometheusHandle,
     waiters: Arc<Waiters>,
     health: Arc<Health>,
-    /// The SQLite file; `None` with PostgreSQL (no mailbox gauges, and
-    /// readiness from the last request's outcome).
+    /// The SQLite file, for the readiness probe; `None` with PostgreSQL
+    /// (readiness from the last request's outcome; no mailbox gauges).
     db: Option<PathBuf>,
 }
 
@@ -160,31 +187,12 @@ fn text(status: StatusCode, body: &'static str) -> Response {
     r
 }
 
-/// Totals of all mailboxes, read from the counts the triggers keep.
-fn mailbox_totals(db: &std::path::Path) -> rusqlite::Result<(i64, i64)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(2))?;
-    conn.query_row(
-        "SELECT ifnull(SUM(count), 0), ifnull(SUM(bytes), 0) FROM retalk_mailbox_totals",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-}
-
 async fn render(State(ctx): State<Arc<Ctx>>) -> Response {
     metrics::gauge!("retalk_waiting_readers").set(ctx.waiters.count() as f64);
-    if let Some(db) = ctx.db.clone() {
-        match tokio::task::spawn_blocking(move || mailbox_totals(&db)).await {
-            Ok(Ok((messages, bytes))) => {
-                metrics::gauge!("retalk_mailbox_messages").set(messages as f64);
-                metrics::gauge!("retalk_mailbox_bytes").set(bytes as f64);
-            }
-            _ => metrics::counter!("retalk_storage_errors_total", "stage" => "metrics_read")
-                .increment(1),
-        }
+    // As of the writer's last commit (kept in its memory; no query).
+    if let Some((messages, bytes)) = ctx.health.waiting() {
+        metrics::gauge!("retalk_mailbox_messages").set(messages as f64);
+        metrics::gauge!("retalk_mailbox_bytes").set(bytes as f64);
     }
     let mut r = Response::new(ctx.handle.render().into());
     r.headers_mut().insert(

@@ -386,11 +386,14 @@ impl Writer {
             tx.commit()
         })();
         match built {
-            Ok(()) => tracing::info!(
-                "indexed {} waiting message(s) in {} ms",
-                self.mailboxes.messages(),
-                started.elapsed().as_millis()
-            ),
+            Ok(()) => {
+                self.health.mail(self.mailboxes.all());
+                tracing::info!(
+                    "indexed {} waiting message(s) in {} ms",
+                    self.mailboxes.messages(),
+                    started.elapsed().as_millis()
+                )
+            }
             Err(e) => {
                 self.mailboxes.forget();
                 tracing::warn!(
@@ -419,6 +422,7 @@ impl Writer {
         match expired {
             Ok(0) => {}
             Ok(n) => {
+                self.health.mail(self.mailboxes.all());
                 metrics::counter!("retalk_expired_messages_total").increment(n as u64);
                 tracing::info!("deleted {n} undelivered message(s) past --message-ttl");
             }
@@ -533,6 +537,7 @@ impl Writer {
             // Committed, so in SQLite's record even if its log bytes could
             // not be written: a replay must still be refused.
             nonces.commit(&mut self.nonces, now);
+            self.health.mail(self.mailboxes.all());
         } else {
             // Rolled back: what the group indexed is not in the file.
             self.mailboxes.forget();
