@@ -49,14 +49,25 @@ async fn metrics_health_and_readiness_are_served_on_their_own_address() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
-    // The mailbox gauges are read from this relay's file at each scrape:
-    // one message waits.
+    // The mailbox gauges are this relay's (its writer's counts as of its
+    // last commit), not another relay's of the same process: one message
+    // waits.
     let line = text
         .lines()
         .find(|l| l.starts_with("retalk_mailbox_messages "))
         .unwrap();
     assert_eq!(line, "retalk_mailbox_messages 1");
+    let gauge = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(gauge(&text, "retalk_mailbox_bytes") > 0.0);
     r.ok(&bob, &ReadMessages::default()).await;
+    // Delivered: both gauges follow at the next scrape.
+    let (_, text) = get("/metrics").await;
+    assert_eq!(gauge(&text, "retalk_mailbox_messages"), 0.0);
+    assert_eq!(gauge(&text, "retalk_mailbox_bytes"), 0.0);
     assert_eq!(get("/healthz").await, (200, "ok\n".to_owned()));
     assert_eq!(get("/readyz").await, (200, "ready\n".to_owned()));
     // Nothing of this is on the public port.
