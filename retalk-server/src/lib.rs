@@ -15,8 +15,8 @@
 //! * `store`: the SQLite schema (the reference's) and one function per
 //!   tool;
 //! * `mailboxes`: the SQLite writer's in-memory index of waiting mail (which
-//!   messages, from whom), rebuilt from the file when another program
-//!   writes it;
+//!   messages, from whom, how many and how many bytes per mailbox), rebuilt
+//!   from the file when another program writes it;
 //! * `waiters`: per-mailbox wake-ups for `read_messages` with `wait`;
 //! * `config` and [`cli`]: settings, from code or from flags and
 //!   environment.
