@@ -83,9 +83,11 @@ CREATE TABLE IF NOT EXISTS refused(
 ";
 
 /// What this relay adds: indexes, and its own table of nonces. Until
-/// round 8 of issue 16 it also indexed `messages(recipient, id)`; the
-/// writer now keeps that index in memory (see [`crate::mailboxes`]) and
-/// drops the file's (a relay of an earlier build makes it again, harmlessly).
+/// round 8 of issue 16 it also indexed `messages(recipient, id)`, and until
+/// round 9 (schema 6) it kept per-mailbox totals in a table with triggers;
+/// the writer now keeps both in memory (see [`crate::mailboxes`]) and drops
+/// the file's (a relay of an earlier build makes the index again,
+/// harmlessly; it refuses a schema-6 file, so never the totals).
 const RELAY_SCHEMA: &str = "
 DROP INDEX IF EXISTS retalk_messages_recipient;
 CREATE INDEX IF NOT EXISTS retalk_otks_owner ON otks(owner, claimed, id);
@@ -206,8 +208,10 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     // writes two tables and may abort part-way, so SQLite copied every page
     // it touched into a statement journal first, about a tenth of the
     // writer's work per send; docs/benchmarks.md, round 6. Schema 6 keeps
-    // the totals in the writer's memory; a trigger some tool adds to the
-    // file would bring that cost back to every send.)
+    // the totals in the writer's memory.) Triggers stay off: one that some
+    // other program adds to the file would otherwise run inside every
+    // send's insert, with that cost, writing what the writer does not
+    // track.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
         false,
