@@ -156,11 +156,6 @@ impl Mailboxes {
         self.all.bytes += bytes;
     }
 
-    /// Messages indexed, in all mailboxes.
-    pub fn messages(&self) -> usize {
-        self.all.messages as usize
-    }
-
     /// The mail waiting in all mailboxes (kept as it changes, not summed).
     pub fn all(&self) -> Totals {
         self.all
@@ -276,36 +271,15 @@ impl Mailbox {
     }
 }
 
+/// For the tests of this module and of [`crate::store`]: the index held
+/// to an independent reading of the table.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use std::collections::HashMap;
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
-        (dir, conn)
-    }
+    use rusqlite::Connection;
 
-    fn insert(conn: &Connection, sender: &str, recipient: &str) -> i64 {
-        conn.execute(
-            // Bodies of 0 to 49 bytes, so that sizes differ.
-            "INSERT INTO messages(ts, sender, recipient, mtype, body) \
-             VALUES(1, ?1, ?2, 1, substr(hex(randomblob(25)), 1, abs(random()) % 50))",
-            [sender, recipient],
-        )
-        .unwrap();
-        conn.last_insert_rowid()
-    }
-
-    /// The stored size of message `id`'s body.
-    fn size(conn: &Connection, id: i64) -> u64 {
-        conn.query_row(
-            "SELECT ifnull(length(CAST(body AS BLOB)), 0) FROM messages WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap()
-    }
+    use super::{Mailboxes, Totals};
 
     /// Per mailbox: ids in order, per-sender counts, body bytes.
     type View = HashMap<String, (Vec<i64>, HashMap<String, u64>, u64)>;
@@ -343,24 +317,58 @@ mod tests {
             .collect()
     }
 
-    /// The index equals the table: each mailbox, each one's totals, and
-    /// the totals of all.
-    fn same(m: &Mailboxes, conn: &Connection) {
+    /// The index equals the table: each mailbox (ids, senders' counts,
+    /// bytes), each one's totals, and the totals of all. `step` names the
+    /// moment in the failure message.
+    pub(crate) fn same(m: &Mailboxes, conn: &Connection, step: &str) {
         let truth = truth(conn);
-        assert_eq!(held(m), truth);
+        assert_eq!(held(m), truth, "after {step}");
         for (recipient, (ids, _, bytes)) in &truth {
             let expected = Totals {
                 messages: ids.len() as u64,
                 bytes: *bytes,
             };
-            assert_eq!(m.totals(recipient), expected, "{recipient}");
+            assert_eq!(m.totals(recipient), expected, "{recipient} after {step}");
         }
         let all = Totals {
             messages: truth.values().map(|v| v.0.len() as u64).sum(),
             bytes: truth.values().map(|v| v.2).sum(),
         };
-        assert_eq!(m.all(), all);
+        assert_eq!(m.all(), all, "after {step}");
         assert_eq!(m.totals("nobody"), Totals::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::same;
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
+        (dir, conn)
+    }
+
+    fn insert(conn: &Connection, sender: &str, recipient: &str) -> i64 {
+        conn.execute(
+            // Bodies of 0 to 49 bytes, so that sizes differ.
+            "INSERT INTO messages(ts, sender, recipient, mtype, body) \
+             VALUES(1, ?1, ?2, 1, substr(hex(randomblob(25)), 1, abs(random()) % 50))",
+            [sender, recipient],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+
+    /// The stored size of message `id`'s body.
+    fn size(conn: &Connection, id: i64) -> u64 {
+        conn.query_row(
+            "SELECT ifnull(length(CAST(body AS BLOB)), 0) FROM messages WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
     }
 
     /// Through the writer's own changes (stores, whole and per-peer reads,
@@ -374,13 +382,13 @@ mod tests {
         insert(&conn, "b", "r");
         let mut m = Mailboxes::default();
         m.check(&conn).unwrap();
-        same(&m, &conn);
+        same(&m, &conn, "the first build");
         assert_eq!(m.waiting_from("r", "a"), 2);
         // The writer's own insert is not a change by "another connection".
         let id = insert(&conn, "c", "r");
         m.stored("r", id, "c", size(&conn, id));
         m.check(&conn).unwrap();
-        same(&m, &conn);
+        same(&m, &conn, "the writer's own store");
         let ids: Vec<i64> = m.waiting("r", Some("a")).collect();
         assert_eq!(ids.len(), 2);
         // A per-peer read removes that peer's entries from the middle.
@@ -389,7 +397,7 @@ mod tests {
                 .unwrap();
         }
         m.delivered("r", &ids);
-        same(&m, &conn);
+        same(&m, &conn, "a per-peer read");
         assert_eq!(m.waiting_from("r", "a"), 0);
         // Another connection's writes (a row with a blob recipient and one
         // with a NULL sender among them) are seen at the next check.
@@ -402,7 +410,7 @@ mod tests {
             )
             .unwrap();
         m.check(&conn).unwrap();
-        same(&m, &conn);
+        same(&m, &conn, "another connection's writes");
         assert_eq!(m.waiting("q", None).count(), 3);
         assert_eq!(
             m.totals("q").bytes,
@@ -418,19 +426,19 @@ mod tests {
         }
         m.delivered("r", &all);
         assert!(!m.boxes.contains_key("r"), "emptied mailboxes are dropped");
-        same(&m, &conn);
+        same(&m, &conn, "a whole read");
         // Expiry of everything below an id.
         let keep = insert(&conn, "a", "q");
         m.stored("q", keep, "a", size(&conn, keep));
         conn.execute("DELETE FROM messages WHERE id < ?1", [keep])
             .unwrap();
         m.expired_before(keep);
-        same(&m, &conn);
+        same(&m, &conn, "expiry");
         // A rolled-back change: forgotten, then built again.
         insert(&conn, "lost", "q");
         m.forget();
         m.check(&conn).unwrap();
-        same(&m, &conn);
+        same(&m, &conn, "a forgotten index");
     }
 
     /// Random stores, peer and whole reads and expiries, applied to the
@@ -475,7 +483,7 @@ mod tests {
                             m.expired_before(end);
                         }
                     }
-                    same(&m, &conn);
+                    same(&m, &conn, &format!("op {kind}"));
                 }
                 Ok(())
             })

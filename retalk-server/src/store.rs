@@ -1126,31 +1126,10 @@ mod tests {
                 .unwrap();
             assert!(matches!(out, SendOutcome::Stored { .. }));
         };
-        let table = |conn: &Connection, sql: &str| -> Vec<(String, i64, i64)> {
-            let mut stmt = conn.prepare(sql).unwrap();
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap();
-            rows.collect::<rusqlite::Result<_>>().unwrap()
-        };
+        // The whole index (ids, senders' counts, bytes) and the totals,
+        // per mailbox and in all, against the table.
         let check = |counts: &Mailboxes, step: &str| {
-            let truth = table(
-                &conn,
-                "SELECT recipient, COUNT(*), ifnull(SUM(length(CAST(body AS BLOB))), 0) \
-                 FROM messages WHERE typeof(recipient) = 'text' GROUP BY 1 ORDER BY 1",
-            );
-            for (recipient, messages, bytes) in &truth {
-                let expected = Totals {
-                    messages: *messages as u64,
-                    bytes: *bytes as u64,
-                };
-                assert_eq!(counts.totals(recipient), expected, "after {step}");
-            }
-            let all = Totals {
-                messages: truth.iter().map(|t| t.1 as u64).sum(),
-                bytes: truth.iter().map(|t| t.2 as u64).sum(),
-            };
-            assert_eq!(counts.all(), all, "after {step}");
+            crate::mailboxes::testing::same(counts, &conn, step);
         };
         for (i, size) in [1usize, 10, 100, 1000].into_iter().enumerate() {
             send(&mut counts, &alice, &bob, &vec![7; size], 100.0 + i as f64);

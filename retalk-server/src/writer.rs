@@ -390,7 +390,7 @@ impl Writer {
                 self.health.mail(self.mailboxes.all());
                 tracing::info!(
                     "indexed {} waiting message(s) in {} ms",
-                    self.mailboxes.messages(),
+                    self.mailboxes.all().messages,
                     started.elapsed().as_millis()
                 )
             }
@@ -419,10 +419,14 @@ impl Writer {
             now,
             self.limits.message_ttl_secs,
         );
+        if expired.is_ok() {
+            // Also when nothing expired: the pass's transaction rebuilds the
+            // index if another program wrote the file meanwhile.
+            self.health.mail(self.mailboxes.all());
+        }
         match expired {
             Ok(0) => {}
             Ok(n) => {
-                self.health.mail(self.mailboxes.all());
                 metrics::counter!("retalk_expired_messages_total").increment(n as u64);
                 tracing::info!("deleted {n} undelivered message(s) past --message-ttl");
             }
