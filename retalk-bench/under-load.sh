@@ -1,4 +1,4 @@
-# Sourced by threads.sh and syscalls.sh: starts the relay BIN on a free
+# Sourced by threads.sh, syscalls.sh and batches.sh: starts the relay BIN on a free
 # loopback port with a temporary database and its metrics listener, fires
 # `retalk-bench send` at it in the background, and returns once the timed
 # phase runs (requests flowing fast; at most 30 s). Sets $d (the temporary
