@@ -30,8 +30,9 @@
 //! * Which rows belong to a mailbox is SQL's `recipient = ?` on a text
 //!   column: rows whose recipient is stored as text. A sender is matched
 //!   (`sender = ?`) and counted only when stored as text, likewise. A
-//!   message's size is its body's length in bytes (`length(CAST(body AS
-//!   BLOB))`, whatever type another program stored it as; 0 for none).
+//!   message's size is its body's length in bytes as stored
+//!   (`octet_length(body)`, the same as `length(CAST(body AS BLOB))`,
+//!   whatever type another program stored it as; 0 for none).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
